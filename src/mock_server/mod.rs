@@ -4,19 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// One user account: user name and password, byte-exact.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    pub username: String,
-    pub password: String,
-}
+pub use crate::credentials::Credential as User;
 
 /// Generates `count` users named `{prefix}0001`, ... with random passwords.
 pub fn generate_users(prefix: &str, count: usize) -> Vec<User> {
     (1..=count)
-        .map(|i| User {
-            username: format!("{prefix}{i:04}"),
-            password: format!("pw-{}", uuid::Uuid::new_v4().simple()),
+        .map(|i| {
+            User::new(
+                format!("{prefix}{i:04}"),
+                format!("pw-{}", uuid::Uuid::new_v4().simple()),
+            )
         })
         .collect()
 }
