@@ -1,8 +1,26 @@
-//! Orchestration: one function per subcommand that reads like the pipeline.
+//! Orchestration: one function per subcommand that reads like the pipeline. The only place
+//! (with `main`) that turns errors into messages and exit codes.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::cli::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::credentials::{Credential, Mix};
+use crate::engine::{self, Setup};
+use crate::exit;
+use crate::export::{self, text::Style};
+use crate::mock_server::{self, MockServer};
+use crate::outcome::CredKind;
+use crate::plan::Plan;
+use crate::progress::{self, Goal, Mode};
+use crate::report::{Report, RunInfo, Settings};
+use crate::secrets::Redactor;
+use crate::target::Target;
+use crate::transport::Transport;
 
 pub fn main(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -12,17 +30,304 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(crate::exit::TOOL_FAILURE);
+            return ExitCode::from(exit::TOOL_FAILURE);
         }
     };
-    match cli.command {
-        Command::Run(_args) => ExitCode::from(crate::exit::TOOL_FAILURE),
-        Command::Serve(args) => match runtime.block_on(crate::mock_server::serve_main(args)) {
-            Ok(()) => ExitCode::SUCCESS,
+    let code = match cli.command {
+        Command::Run(args) => runtime.block_on(run(&args)),
+        Command::Serve(args) => match runtime.block_on(mock_server::serve_main(args)) {
+            Ok(()) => exit::OK,
             Err(e) => {
                 eprintln!("error: {e:#}");
-                ExitCode::from(crate::exit::USAGE)
+                exit::USAGE
             }
         },
+    };
+    // Connection tasks of an interrupted run may still be parked: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+/// An error that ends `run` before a report exists, with its exit code and message.
+#[derive(Debug)]
+pub struct Fail(pub u8, pub String);
+
+/// A run that produced a report, and the exit code it decided.
+pub struct Ran {
+    pub report: Report,
+    pub code: u8,
+}
+
+pub async fn run(args: &RunArgs) -> u8 {
+    match execute(args).await {
+        Ok(ran) => ran.code,
+        Err(Fail(code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
+
+/// The whole `run` pipeline; prints unless quiet. Tests call it in-process.
+pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
+    let mut plan = Plan::build(args).map_err(|e| Fail(exit::USAGE, e.to_string()))?;
+    let say = |line: &str| {
+        if !plan.quiet {
+            eprintln!("{line}");
+        }
+    };
+
+    // No target anywhere: the embedded mock server, with generated users and decoys.
+    let mut server = None;
+    let target = match plan.target.clone() {
+        Some(t) => t,
+        None => {
+            let users = mock_server::generate_users("user", plan.embedded.users);
+            let decoys = mock_server::generate_users("decoy", plan.embedded.decoys);
+            let config = mock_server::Config {
+                users: users.iter().chain(&decoys).cloned().collect(),
+                latency: plan.embedded.latency,
+                ..Default::default()
+            };
+            let s = MockServer::start(config).await.map_err(|e| {
+                Fail(
+                    exit::TOOL_FAILURE,
+                    format!("cannot start the embedded mock server: {e}"),
+                )
+            })?;
+            let target = Target::parse(&s.url(), &plan.token_path)
+                .map_err(|e| Fail(exit::TOOL_FAILURE, e.to_string()))?;
+            say(&format!(
+                "no target given: started the embedded mock ServiceDesk at {} ({} users, {} decoys)",
+                s.url(),
+                users.len(),
+                decoys.len()
+            ));
+            plan.good = users;
+            plan.decoys = decoys;
+            server = Some(s);
+            target
+        }
+    };
+    for note in &plan.notes {
+        say(&format!("note: {note}"));
+    }
+
+    let addrs = target.resolve().await.map_err(|e| {
+        Fail(
+            exit::UNREACHABLE,
+            format!("cannot resolve {}: {e}", target.host),
+        )
+    })?;
+    let transport = Transport::new(target.clone(), addrs.clone(), plan.timeout).map_err(|e| {
+        Fail(
+            exit::TOOL_FAILURE,
+            format!("cannot set up the HTTP client: {e:#}"),
+        )
+    })?;
+    let wrong_targets: Vec<Credential> = if plan.lockout_test {
+        plan.decoys.iter().chain(&plan.good).cloned().collect()
+    } else {
+        plan.decoys.clone()
+    };
+    let weights: Vec<(CredKind, u32)> = plan.bad_kinds().collect();
+    let mix = Mix::new(
+        &plan.good,
+        &wrong_targets,
+        plan.bad_ratio,
+        &weights,
+        plan.seed,
+    );
+    if !mix.is_usable() {
+        return Err(Fail(exit::USAGE, "no good credentials to send".into()));
+    }
+
+    // Ctrl-C: the first stops the run and keeps the report; the second exits at once.
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    let quiet = plan.quiet;
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            if !quiet {
+                eprintln!(
+                    "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
+                );
+            }
+            interrupt.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
+        }
+    });
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let goal = Goal {
+        duration: plan.duration,
+        requests: plan.requests,
+        warmup: plan.warmup,
+    };
+    let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
+    let setup = Setup {
+        transport,
+        mix: Arc::new(mix),
+        concurrency: plan.concurrency,
+        duration: plan.duration,
+        requests: plan.requests,
+        warmup: plan.warmup,
+        timeout: plan.timeout,
+        grace: plan.grace,
+        reject_status: plan.reject_status,
+    };
+    let finished = engine::run(setup, tx, cancel).await;
+    let timeline = collector.await.unwrap_or_default();
+    signals.abort();
+    if let Some(s) = server.take() {
+        s.stop().await;
+    }
+
+    let info = RunInfo {
+        target: target.to_string(),
+        target_addrs: addrs.iter().map(|a| a.to_string()).collect(),
+        embedded_target: plan.target.is_none(),
+        started_at: finished.started_at,
+        measured: finished.measured,
+        concurrency: plan.concurrency,
+        interrupted: finished.interrupted,
+        connections_opened: finished.connections,
+        settings: settings(&plan),
+        warnings: Vec::new(),
+    };
+    let mut report = Report::build(&finished.recorder, &timeline, info);
+    report.warnings = warnings(&plan, &report);
+    if finished.gave_up {
+        report.warnings.push(format!(
+            "stopped early: nothing answered in the first {}s and connections failed",
+            engine::UNREACHABLE_AFTER.as_secs()
+        ));
+    }
+    redact(
+        &mut report,
+        &Redactor::new(plan.good.iter().chain(&plan.decoys)),
+    );
+
+    if !plan.quiet {
+        let color = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", export::text::render(&report, Style { color }));
+    }
+    if let Some(path) = &plan.json {
+        export::write_atomically(path, &export::json::render(&report)).map_err(|e| {
+            Fail(
+                exit::TOOL_FAILURE,
+                format!("cannot write the JSON report {}: {e}", path.display()),
+            )
+        })?;
+    }
+
+    let code = if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.unreachable() {
+        let why = report
+            .problems
+            .get("connect_error")
+            .map(|p| p.example.as_str())
+            .unwrap_or("no response");
+        eprintln!(
+            "error: the target could not be reached: every request failed to connect ({why})"
+        );
+        exit::UNREACHABLE
+    } else {
+        exit::OK
+    };
+    Ok(Ran { report, code })
+}
+
+fn settings(plan: &Plan) -> Settings {
+    Settings {
+        scenario: plan.scenario.display().to_string(),
+        requests: plan.requests,
+        duration_s: plan.duration.map(|d| d.as_secs_f64()),
+        warmup_s: plan.warmup.as_secs_f64(),
+        timeout_s: plan.timeout.as_secs_f64(),
+        grace_s: plan.grace.as_secs_f64(),
+        bad_ratio: plan.bad_ratio,
+        bad_kinds: plan
+            .bad_kinds()
+            .map(|(k, w)| (k.name().to_owned(), w))
+            .collect(),
+        seed: plan.seed,
+        reject_status: plan.reject_status,
+        lockout_test: plan.lockout_test,
+        good_users: plan.good.len(),
+        decoy_users: plan.decoys.len(),
+    }
+}
+
+/// What a person should not miss, in plain words.
+fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
+    let mut w = plan.notes.clone();
+    let c = &r.counts;
+    if c.bad_accepted > 0 {
+        w.push(format!(
+            "SECURITY: {} requests with bad credentials were answered 200 (bad_accepted)",
+            c.bad_accepted
+        ));
+    }
+    if c.false_403 > 0 {
+        w.push(format!(
+            "{} requests with good credentials were refused (false_403): account lockout, or the directory failing under load",
+            c.false_403
+        ));
+    }
+    if c.nil_token > 0 {
+        w.push(format!(
+            "{} tokens were the all-zero GUID of the API documentation's sample: the server is not issuing real tokens",
+            c.nil_token
+        ));
+    }
+    if c.unfinished > 0 {
+        w.push(format!(
+            "{} requests were still in flight when the grace period ({}) ended (unfinished)",
+            c.unfinished,
+            crate::duration::format(plan.grace)
+        ));
+    }
+    // A large gap between wrong-password and unknown-user latency lets an attacker tell
+    // existing user names from unknown ones by timing.
+    let p50 = |k: &str| r.by_credential.get(k).and_then(|s| s.latency_ms.p50);
+    if let (Some(wrong), Some(unknown)) = (p50("wrong_password"), p50("unknown_user")) {
+        let (hi, lo) = if wrong > unknown {
+            (wrong, unknown)
+        } else {
+            (unknown, wrong)
+        };
+        if hi - lo > 1.0 && hi > 2.0 * lo {
+            w.push(format!(
+                "timing side channel: wrong_password p50 {wrong} ms vs unknown_user p50 {unknown} ms; user names can be told apart by timing"
+            ));
+        }
+    }
+    if r.redirect_location.is_some() {
+        w.push(
+            "the server answered with a redirect, which is not followed (counted as other_status)"
+                .into(),
+        );
+    }
+    w
+}
+
+fn redact(report: &mut Report, redactor: &Redactor) {
+    for p in report
+        .problems
+        .values_mut()
+        .chain(report.invalid_tokens.values_mut())
+    {
+        p.example = redactor.redact(&p.example);
+    }
+    if let Some(l) = report.redirect_location.as_mut() {
+        *l = redactor.redact(l);
+    }
+    for w in &mut report.warnings {
+        *w = redactor.redact(w);
     }
 }

@@ -246,3 +246,209 @@ mod tests {
         assert_eq!(v["password"], "q\"b\\é");
     }
 }
+
+/// Parts per million: the bad ratio as an integer, so that the interleave is exact.
+const PPM: u64 = 1_000_000;
+
+/// Which credential each request carries, as a pure function of the request's index: any
+/// worker can pick request `i` without shared state, and the same seed gives the same run.
+///
+/// Bad requests are a deterministic interleave (with 400 requests at 0.25, exactly 100 are bad,
+/// spread evenly), not coin flips; their kinds follow a seeded shuffle of the weights, exact per
+/// cycle of the weights' sum; the user within a kind is a seeded hash of the index.
+pub struct Mix {
+    good: Vec<Bytes>,
+    wrong_password: Vec<Bytes>,
+    unknown_user: Vec<Bytes>,
+    empty: Bytes,
+    bad_ppm: u64,
+    /// One cycle of bad kinds, `weights` long, in a seeded order.
+    kind_cycle: Vec<crate::outcome::CredKind>,
+    seed: u64,
+}
+
+impl Mix {
+    /// `wrong_targets` are the accounts that get wrong passwords (decoys, or good users with
+    /// `--lockout-test`); every body is serialized here, once, not per request.
+    pub fn new(
+        good: &[Credential],
+        wrong_targets: &[Credential],
+        bad_ratio: f64,
+        bad_weights: &[(crate::outcome::CredKind, u32)],
+        seed: u64,
+    ) -> Mix {
+        use crate::outcome::CredKind;
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let good: Vec<Bytes> = good
+            .iter()
+            .map(|c| login_body(&c.username, &c.password))
+            .collect();
+        let wrong_password = wrong_targets
+            .iter()
+            .map(|c| {
+                let mut wrong = format!("sdload-wrong-{:08x}", rng.random::<u32>());
+                if wrong == c.password {
+                    wrong.push('x');
+                }
+                login_body(&c.username, &wrong)
+            })
+            .collect();
+        let unknown_user = (0..64)
+            .map(|_| {
+                let name = format!(
+                    "sdload-unknown-{:012x}",
+                    rng.random::<u64>() & 0xffff_ffff_ffff
+                );
+                login_body(&name, &format!("sdload-{:08x}", rng.random::<u32>()))
+            })
+            .collect();
+        let mut kind_cycle: Vec<CredKind> = bad_weights
+            .iter()
+            .filter(|(kind, _)| *kind != CredKind::WrongPassword || !wrong_targets.is_empty())
+            .flat_map(|&(kind, w)| std::iter::repeat_n(kind, w as usize))
+            .collect();
+        kind_cycle.shuffle(&mut rng);
+        let bad_ppm = if kind_cycle.is_empty() {
+            0
+        } else {
+            (bad_ratio * PPM as f64).round() as u64
+        };
+        Mix {
+            good,
+            wrong_password,
+            unknown_user,
+            empty: login_body("", ""),
+            bad_ppm,
+            kind_cycle,
+            seed,
+        }
+    }
+
+    /// How many of the first `n` requests carry bad credentials.
+    pub fn bad_before(&self, n: u64) -> u64 {
+        (n as u128 * self.bad_ppm as u128 / PPM as u128) as u64
+    }
+
+    /// The kind and body of request `index`.
+    pub fn pick(&self, index: u64) -> (crate::outcome::CredKind, &Bytes) {
+        use crate::outcome::CredKind;
+        let bad_so_far = self.bad_before(index);
+        let h = mix64(self.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if self.bad_before(index + 1) == bad_so_far {
+            return (
+                CredKind::Good,
+                &self.good[(h % self.good.len() as u64) as usize],
+            );
+        }
+        let kind = self.kind_cycle[(bad_so_far % self.kind_cycle.len() as u64) as usize];
+        let body = match kind {
+            CredKind::WrongPassword => {
+                &self.wrong_password[(h % self.wrong_password.len() as u64) as usize]
+            }
+            CredKind::UnknownUser => {
+                &self.unknown_user[(h % self.unknown_user.len() as u64) as usize]
+            }
+            _ => &self.empty,
+        };
+        (kind, body)
+    }
+
+    /// True when the mix can produce every request it is asked for.
+    pub fn is_usable(&self) -> bool {
+        !self.good.is_empty() || self.bad_ppm == PPM
+    }
+}
+
+/// SplitMix64's finalizer: a cheap, well-spread hash of the request index, so that choosing a
+/// user needs no shared random generator.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod mix_tests {
+    use super::*;
+    use crate::outcome::CredKind;
+
+    fn users(n: usize) -> Vec<Credential> {
+        (0..n)
+            .map(|i| Credential::new(format!("u{i}"), format!("p{i}")))
+            .collect()
+    }
+
+    fn kinds(mix: &Mix, n: u64) -> Vec<CredKind> {
+        (0..n).map(|i| mix.pick(i).0).collect()
+    }
+
+    #[test]
+    fn bad_share_is_exact_and_evenly_spread() {
+        let all = [
+            (CredKind::WrongPassword, 1),
+            (CredKind::UnknownUser, 1),
+            (CredKind::Empty, 1),
+        ];
+        let mix = Mix::new(&users(10), &users(3), 0.25, &all, 7);
+        let k = kinds(&mix, 400);
+        assert_eq!(k.iter().filter(|k| k.is_bad()).count(), 100);
+        // Evenly spread: every block of 4 holds exactly one bad request.
+        assert!(k
+            .chunks(4)
+            .all(|c| c.iter().filter(|k| k.is_bad()).count() == 1));
+        // Kinds in equal shares per cycle of the weights.
+        for kind in CredKind::BAD {
+            let n = k.iter().filter(|&&x| x == kind).count();
+            assert!((33..=34).contains(&n), "{kind:?}: {n}");
+        }
+        for ratio in [0.0, 0.1, 0.3, 0.57, 0.7, 0.999, 1.0] {
+            let mix = Mix::new(&users(5), &[], ratio, &all, 1);
+            let bad = kinds(&mix, 1000).iter().filter(|k| k.is_bad()).count();
+            assert_eq!(bad, (ratio * 1000.0).round() as usize, "ratio {ratio}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_choices_other_seed_other_choices() {
+        let all = [
+            (CredKind::WrongPassword, 2),
+            (CredKind::UnknownUser, 1),
+            (CredKind::Empty, 1),
+        ];
+        let a = Mix::new(&users(50), &users(5), 0.3, &all, 42);
+        let b = Mix::new(&users(50), &users(5), 0.3, &all, 42);
+        let c = Mix::new(&users(50), &users(5), 0.3, &all, 43);
+        let pa: Vec<_> = (0..200).map(|i| a.pick(i).1.clone()).collect();
+        let pb: Vec<_> = (0..200).map(|i| b.pick(i).1.clone()).collect();
+        let pc: Vec<_> = (0..200).map(|i| c.pick(i).1.clone()).collect();
+        assert_eq!(pa, pb);
+        assert_ne!(pa, pc);
+    }
+
+    #[test]
+    fn no_wrong_targets_means_no_wrong_passwords() {
+        let all = [
+            (CredKind::WrongPassword, 1),
+            (CredKind::UnknownUser, 1),
+            (CredKind::Empty, 1),
+        ];
+        let mix = Mix::new(&users(3), &[], 0.5, &all, 1);
+        assert!(!kinds(&mix, 300).contains(&CredKind::WrongPassword));
+    }
+
+    #[test]
+    fn wrong_password_bodies_never_hold_the_real_password() {
+        let decoys = users(20);
+        let all = [(CredKind::WrongPassword, 1)];
+        let mix = Mix::new(&users(1), &decoys, 1.0, &all, 3);
+        for i in 0..100 {
+            let (kind, body) = mix.pick(i);
+            assert_eq!(kind, CredKind::WrongPassword);
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let user = decoys.iter().find(|d| d.username == v["username"]).unwrap();
+            assert_ne!(v["password"], user.password.as_str());
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+pub mod secrets;
 pub mod target;
 pub mod token;
 pub mod transport;

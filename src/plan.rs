@@ -397,7 +397,7 @@ impl Plan {
         });
         let quiet = args.quiet || sc.quiet.as_ref().is_some_and(|v| *v.get_ref());
         let progress =
-            !quiet && !(args.no_progress || sc.no_progress.as_ref().is_some_and(|v| *v.get_ref()));
+            !(quiet || args.no_progress || sc.no_progress.as_ref().is_some_and(|v| *v.get_ref()));
 
         Ok(Plan {
             scenario: src.path.clone(),

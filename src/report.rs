@@ -1,1 +1,392 @@
-//! (in progress)
+//! The report: a serializable summary with no behaviour, the single source of every figure
+//! that the exporters print (DESIGN.md section 7, `sdload.report/v1`).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::{CredKind, Outcome};
+use crate::recorder::{Recorder, Timeline};
+
+pub const SCHEMA: &str = "sdload.report/v1";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema: String,
+    pub target: String,
+    /// The addresses the target's host resolved to (tried in order).
+    pub target_addrs: Vec<String>,
+    /// True when the target was the embedded mock server.
+    pub embedded_target: bool,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub model: String,
+    pub concurrency: Option<u64>,
+    pub rate: Option<f64>,
+    pub counts: Counts,
+    pub interrupted: bool,
+    pub status_codes: BTreeMap<String, u64>,
+    pub rates: Rates,
+    /// 403 rate and latency per credential kind (`good`, `wrong_password`, `unknown_user`, `empty`).
+    pub by_credential: BTreeMap<String, KindSummary>,
+    pub latency_ms: BTreeMap<String, LatencySummary>,
+    pub histograms: BTreeMap<String, String>,
+    pub timeline: Vec<TimelineSecond>,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Why 200 bodies were not tokens: reason → count and one short snippet.
+    pub invalid_tokens: BTreeMap<String, Problem>,
+    /// One example per failing outcome: outcome → count and message.
+    pub problems: BTreeMap<String, Problem>,
+    pub redirect_location: Option<String>,
+    pub connections_opened: u64,
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    pub good_credentials: u64,
+    pub bad_credentials: u64,
+    pub token_issued: u64,
+    pub expected_403: u64,
+    pub false_403: u64,
+    pub bad_accepted: u64,
+    pub invalid_token: u64,
+    pub other_status: u64,
+    pub timeout: u64,
+    pub connect_error: u64,
+    pub io_error: u64,
+    pub unfinished: u64,
+    pub nil_token: u64,
+    pub not_sent: u64,
+}
+
+impl Counts {
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::TokenIssued => self.token_issued,
+            Outcome::Expected403 => self.expected_403,
+            Outcome::False403 => self.false_403,
+            Outcome::BadAccepted => self.bad_accepted,
+            Outcome::InvalidToken => self.invalid_token,
+            Outcome::OtherStatus => self.other_status,
+            Outcome::Timeout => self.timeout,
+            Outcome::ConnectError => self.connect_error,
+            Outcome::IoError => self.io_error,
+            Outcome::Unfinished => self.unfinished,
+        }
+    }
+}
+
+/// Shares in 0..1. A rate over no requests is `null`, never NaN.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    pub throughput_rps: f64,
+    pub forbidden: Option<f64>,
+    pub forbidden_good: Option<f64>,
+    pub forbidden_bad: Option<f64>,
+    pub error: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KindSummary {
+    pub requests: u64,
+    pub forbidden: u64,
+    pub forbidden_rate: Option<f64>,
+    pub latency_ms: LatencySummary,
+}
+
+/// Percentiles by the nearest-rank rule, in milliseconds; `null` over no samples.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub stdev: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelineSecond {
+    pub t_s: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub forbidden: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    pub expr: String,
+    pub observed: Option<f64>,
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    pub count: u64,
+    pub example: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub scenario: String,
+    pub requests: Option<u64>,
+    pub duration_s: Option<f64>,
+    pub warmup_s: f64,
+    pub timeout_s: f64,
+    pub grace_s: f64,
+    pub bad_ratio: f64,
+    pub bad_kinds: BTreeMap<String, u32>,
+    pub seed: u64,
+    pub reject_status: u16,
+    pub lockout_test: bool,
+    pub good_users: usize,
+    pub decoy_users: usize,
+}
+
+/// Everything about the run that is not in the recorder.
+pub struct RunInfo {
+    pub target: String,
+    pub target_addrs: Vec<String>,
+    pub embedded_target: bool,
+    pub started_at: std::time::SystemTime,
+    pub measured: std::time::Duration,
+    pub concurrency: u64,
+    pub interrupted: bool,
+    pub connections_opened: u64,
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+fn ms(us: u64) -> f64 {
+    // Three decimals: microsecond resolution, without float noise in the JSON.
+    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The nearest-rank percentile (hdrhistogram's rule: the smallest recorded value at or above
+/// which `q` of the samples fall), `None` over no samples.
+pub fn percentile(h: &Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| ms(h.value_at_quantile(q)))
+}
+
+pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
+    if h.is_empty() {
+        return LatencySummary::default();
+    }
+    LatencySummary {
+        count: h.len(),
+        min: Some(ms(h.min())),
+        mean: Some(round3(h.mean() / 1000.0)),
+        stdev: Some(round3(h.stdev() / 1000.0)),
+        p50: percentile(h, 0.50),
+        p90: percentile(h, 0.90),
+        p95: percentile(h, 0.95),
+        p99: percentile(h, 0.99),
+        p999: percentile(h, 0.999),
+        max: Some(ms(h.max())),
+    }
+}
+
+/// HdrHistogram V2 serialization, base64: readable by every HdrHistogram implementation, and
+/// merged exactly across runs.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .expect("serializing to memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+impl Report {
+    pub fn build(rec: &Recorder, timeline: &Timeline, info: RunInfo) -> Report {
+        let c = |o: Outcome| rec.count(o);
+        let total = rec.total();
+        let good = rec.kind_counts[CredKind::Good.index()];
+        let counts = Counts {
+            total,
+            good_credentials: good,
+            bad_credentials: total - good,
+            token_issued: c(Outcome::TokenIssued),
+            expected_403: c(Outcome::Expected403),
+            false_403: c(Outcome::False403),
+            bad_accepted: c(Outcome::BadAccepted),
+            invalid_token: c(Outcome::InvalidToken),
+            other_status: c(Outcome::OtherStatus),
+            timeout: c(Outcome::Timeout),
+            connect_error: c(Outcome::ConnectError),
+            io_error: c(Outcome::IoError),
+            unfinished: c(Outcome::Unfinished),
+            nil_token: rec.nil_tokens,
+            not_sent: 0,
+        };
+        let forbidden_total: u64 = rec.kind_forbidden.iter().sum();
+        let forbidden_good = rec.kind_forbidden[CredKind::Good.index()];
+        let errors: u64 = Outcome::ALL
+            .iter()
+            .filter(|o| o.is_error())
+            .map(|&o| c(o))
+            .sum();
+        let secs = info.measured.as_secs_f64();
+        let rates = Rates {
+            throughput_rps: if secs > 0.0 {
+                round3(total as f64 / secs)
+            } else {
+                0.0
+            },
+            forbidden: share(forbidden_total, total),
+            forbidden_good: share(forbidden_good, good),
+            forbidden_bad: share(forbidden_total - forbidden_good, total - good),
+            error: share(errors, total),
+        };
+        let mut latency_ms = BTreeMap::new();
+        let mut histograms = BTreeMap::new();
+        latency_ms.insert("all".to_owned(), summarize(&rec.all));
+        histograms.insert("all".to_owned(), encode_histogram(&rec.all));
+        for o in Outcome::ALL {
+            let h = &rec.by_outcome[o.index()];
+            latency_ms.insert(o.name().to_owned(), summarize(h));
+            if !h.is_empty() {
+                histograms.insert(o.name().to_owned(), encode_histogram(h));
+            }
+        }
+        let by_credential = CredKind::ALL
+            .iter()
+            .map(|&k| {
+                let requests = rec.kind_counts[k.index()];
+                let forbidden = rec.kind_forbidden[k.index()];
+                let summary = KindSummary {
+                    requests,
+                    forbidden,
+                    forbidden_rate: share(forbidden, requests),
+                    latency_ms: summarize(&rec.by_kind[k.index()]),
+                };
+                (k.name().to_owned(), summary)
+            })
+            .collect();
+        let timeline = timeline
+            .seconds
+            .iter()
+            .map(|s| TimelineSecond {
+                t_s: s.second,
+                requests: s.requests,
+                errors: s.errors,
+                forbidden: s.forbidden,
+                p50_ms: percentile(&s.latency, 0.5),
+                p99_ms: percentile(&s.latency, 0.99),
+            })
+            .collect();
+        let problem = |s: &crate::recorder::Sample| Problem {
+            count: s.count,
+            example: s.example.clone(),
+        };
+        Report {
+            schema: SCHEMA.to_owned(),
+            target: info.target,
+            target_addrs: info.target_addrs,
+            embedded_target: info.embedded_target,
+            started_at: humantime::format_rfc3339_seconds(info.started_at).to_string(),
+            duration_s: round3(secs),
+            model: "closed".to_owned(),
+            concurrency: Some(info.concurrency),
+            rate: None,
+            counts,
+            interrupted: info.interrupted,
+            status_codes: rec
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            rates,
+            by_credential,
+            latency_ms,
+            histograms,
+            timeline,
+            thresholds: Vec::new(),
+            invalid_tokens: rec
+                .invalid_tokens
+                .iter()
+                .map(|(e, s)| (e.name().to_owned(), problem(s)))
+                .collect(),
+            problems: rec
+                .failures
+                .iter()
+                .map(|(o, s)| (o.name().to_owned(), problem(s)))
+                .collect(),
+            redirect_location: rec.redirect_location.clone(),
+            connections_opened: info.connections_opened,
+            settings: info.settings,
+            warnings: info.warnings,
+        }
+    }
+
+    /// True when no request got any response at all (the target could not be reached).
+    pub fn unreachable(&self) -> bool {
+        self.counts.total > 0 && self.status_codes.is_empty() && self.counts.connect_error > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_null_when_empty() {
+        let mut h = crate::recorder::new_histogram();
+        // Values under 2048 µs are exact at 3 significant digits.
+        for v in 1..=100u64 {
+            h.record(v * 10).unwrap();
+        }
+        let s = summarize(&h);
+        assert_eq!(s.count, 100);
+        assert_eq!(
+            (s.min, s.p50, s.p90, s.p99, s.max),
+            (Some(0.01), Some(0.5), Some(0.9), Some(0.99), Some(1.0))
+        );
+        // p100 equals max.
+        assert_eq!(percentile(&h, 1.0), s.max);
+        let empty = summarize(&crate::recorder::new_histogram());
+        assert_eq!((empty.count, empty.p50, empty.max), (0, None, None));
+        let json = serde_json::to_value(&empty).unwrap();
+        assert!(json["p99"].is_null());
+    }
+
+    #[test]
+    fn histograms_round_trip() {
+        let mut h = crate::recorder::new_histogram();
+        for v in [1u64, 10, 100, 5_000, 2_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h)).unwrap();
+        assert_eq!(back.len(), h.len());
+        assert_eq!(back.max(), h.max());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+}
