@@ -1,71 +1,131 @@
 //! The mock ServiceDesk token endpoint (`sdload serve`, the embedded default target).
-//! (Stub: the interface is fixed; the implementation lands with the foundation issue.)
+//!
+//! A real HTTP/1.1 server on a TCP listener that behaves like ServiceDesk 8.5's
+//! `POST {api-root}/api/authorization/token` (DESIGN.md section 1), with switchable faults
+//! (latency, hashing cost, pauses, stalls, errors, dropped connections, lockout, broken tokens)
+//! and counters of what it saw, so tests can check the load side's totals against the server's.
+//!
+//! Modules: `config` (the switches and their parsers), `users` (generated users, password check,
+//! lockout), `tokens` (the bounded store of issued tokens), `faults` (pause schedule, stall rule,
+//! per-connection randomness), `stats` (atomic counters and the `Stats` snapshot), `login` (the
+//! token endpoint), `routes` (router, protected calls, stats endpoint, counting middleware),
+//! `responses` (IIS-like bodies), `accept` (accept loop and graceful stop), `args` (`sdload serve`).
+
+mod accept;
+mod args;
+mod config;
+mod faults;
+mod login;
+mod responses;
+mod routes;
+mod state;
+mod stats;
+mod tokens;
+mod users;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use crate::credentials::Credential as User;
+pub use args::{serve_main, BehaviourArgs, ServeArgs};
+pub use config::{
+    normalize_prefix, parse_latency, parse_rate, Config, LatencyRange, TokenFormat,
+    DEFAULT_MAX_TOKENS, DEFAULT_REJECT_STATUS, DEFAULT_SHUTDOWN_GRACE,
+};
+pub use routes::STATS_PATH;
+pub use stats::Stats;
+pub use users::{generate_users, generate_users_seeded};
 
-/// Generates `count` users named `{prefix}0001`, ... with random passwords.
-pub fn generate_users(prefix: &str, count: usize) -> Vec<User> {
-    (1..=count)
-        .map(|i| {
-            User::new(
-                format!("{prefix}{i:04}"),
-                format!("pw-{}", uuid::Uuid::new_v4().simple()),
-            )
-        })
-        .collect()
-}
-
-/// What the server does; every fault is off by default.
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    pub prefix: String,
-    pub users: Vec<User>,
-    pub latency: Option<(Duration, Duration)>,
-}
-
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Stats {
-    pub connections_accepted: u64,
-    pub requests: u64,
-    pub token_posts: u64,
-    pub logins_ok: u64,
-    pub logins_failed: u64,
-    pub tokens_issued: u64,
-    pub responses: std::collections::BTreeMap<String, u64>,
-}
-
+/// A running mock server. Dropping the handle stops the server too (without waiting for it).
 pub struct MockServer {
     addr: SocketAddr,
+    prefix: String,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
 }
 
+use state::Shared;
+
 impl MockServer {
+    /// Starts a server on `127.0.0.1` with a free port. It accepts connections once this returns.
     pub async fn start(config: Config) -> std::io::Result<MockServer> {
-        let _ = config;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a server on a listener already bound. An invalid config is an `InvalidInput`
+    /// error whose message names the switch.
+    pub async fn start_on(listener: TcpListener, config: Config) -> std::io::Result<MockServer> {
+        let addr = listener.local_addr()?;
+        let grace = config.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let shared = Shared::new(config, Instant::now())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let shared = Arc::new(shared);
+        let router = routes::router(shared.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept::accept_loop(
+            listener,
+            shared.clone(),
+            router,
+            stop_rx,
+            grace,
+        ));
         Ok(MockServer {
-            addr: listener.local_addr()?,
+            addr,
+            prefix: shared.config.prefix.clone(),
+            shared,
+            stop,
+            task: Some(task),
         })
     }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-    /// The API root, e.g. `http://127.0.0.1:43117/SD.WebAPI/`.
+
+    /// The API root with the prefix and a trailing slash, e.g. `http://127.0.0.1:43117/SD.WebAPI/`.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}{}/", self.addr, self.prefix)
     }
+
+    /// The token endpoint's full URL.
+    pub fn token_url(&self) -> String {
+        format!("{}api/authorization/token", self.url())
+    }
+
+    /// The stats endpoint's full URL (at the root, whatever the prefix).
+    pub fn stats_url(&self) -> String {
+        format!("http://{}{}", self.addr, STATS_PATH)
+    }
+
+    /// The number of distinct user names the server knows.
+    pub fn user_count(&self) -> usize {
+        self.shared.accounts.len()
+    }
+
+    /// The same counts as `GET /__sdload/stats`.
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        self.shared.counters.snapshot()
     }
-    pub async fn stop(self) {}
+
+    /// Stops accepting, closes idle connections, lets requests in flight finish within the
+    /// grace period (then closes their connections), and returns when every connection is closed.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct ServeArgs {}
-
-pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
-    let _ = args;
-    Ok(())
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
