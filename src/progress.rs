@@ -43,6 +43,9 @@ struct Live {
     requests: u64,
     errors: u64,
     forbidden: u64,
+    /// The request count at the previous display, to show the current rate.
+    last: Option<(Instant, u64)>,
+    rate: f64,
 }
 
 /// Runs until every worker has dropped its sender; returns the timeline.
@@ -53,6 +56,7 @@ pub async fn collect(
 ) -> Timeline {
     let mut timeline = Timeline::default();
     let mut live = Live::default();
+    live.last = Some((Instant::now(), 0));
     let start = Instant::now();
     let bar = match mode {
         Mode::Bar => Some(new_bar(goal)),
@@ -76,6 +80,15 @@ pub async fn collect(
                 None => break,
             },
             _ = tick.tick(), if mode != Mode::Off => {
+                let now = Instant::now();
+                match live.last {
+                    Some((at, n)) if now - at >= Duration::from_secs(1) => {
+                        live.rate = (live.requests - n) as f64 / (now - at).as_secs_f64();
+                        live.last = Some((now, live.requests));
+                    }
+                    None => live.last = Some((now, live.requests)),
+                    _ => {}
+                }
                 let line = status(&live, &timeline, start.elapsed(), goal);
                 match &bar {
                     Some(bar) => {
@@ -120,18 +133,22 @@ fn status(live: &Live, timeline: &Timeline, elapsed: Duration, goal: Goal) -> St
             (goal.warmup - elapsed).as_secs() + 1
         );
     }
-    // The last complete second gives the current rate and p99.
+    // Workers report a second when they move past it: the second before the last is the
+    // newest one that is complete.
     let now_s = elapsed.saturating_sub(goal.warmup).as_secs() as usize;
-    let last = now_s.checked_sub(1).and_then(|s| timeline.seconds.get(s));
-    let rps = last.map(|s| s.requests).unwrap_or(0);
-    let p99 = last.and_then(|s| {
-        (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99) as f64 / 1000.0)
-    });
+    let newest = now_s
+        .saturating_sub(2)
+        .min(timeline.seconds.len().saturating_sub(1));
+    let p99 = timeline
+        .seconds
+        .get(newest)
+        .filter(|s| !s.latency.is_empty())
+        .map(|s| s.latency.value_at_quantile(0.99) as f64 / 1000.0);
     let forbidden = (live.requests > 0).then(|| live.forbidden as f64 / live.requests as f64);
     format!(
         "{} requests · {} req/s · 403 {} · errors {} · p99 {} ms",
         thousands(live.requests),
-        thousands(rps),
+        thousands(live.rate.round() as u64),
         pct(forbidden),
         thousands(live.errors),
         ms(p99)

@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn sdload(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sdload")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_sdload"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -14,20 +17,57 @@ fn text(b: &[u8]) -> String {
 fn embedded_default_run_writes_a_complete_json_report() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let out = sdload(&["run", "-d", "1s", "--warmup", "0s", "-c", "2", "--json", json.to_str().unwrap()]);
+    let out = sdload(&[
+        "run",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "-c",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stderr.contains("embedded mock ServiceDesk"), "{stderr}");
-    assert!(stdout.contains("token_issued") && stdout.contains("403 rate"), "{stdout}");
+    assert!(
+        stdout.contains("token_issued") && stdout.contains("403 rate"),
+        "{stdout}"
+    );
 
     // Stderr is not a terminal here: no escape codes, no carriage returns.
-    assert!(!stderr.contains('\x1b') && !stderr.contains('\r'), "{stderr:?}");
-    assert!(!stdout.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    assert!(
+        !stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
 
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("strict JSON");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("strict JSON");
     for key in [
-        "schema", "target", "started_at", "duration_s", "model", "concurrency", "rate", "counts", "interrupted",
-        "status_codes", "rates", "latency_ms", "histograms", "timeline", "thresholds",
+        "schema",
+        "target",
+        "started_at",
+        "duration_s",
+        "model",
+        "concurrency",
+        "rate",
+        "counts",
+        "interrupted",
+        "status_codes",
+        "rates",
+        "latency_ms",
+        "histograms",
+        "timeline",
+        "thresholds",
     ] {
         assert!(v.get(key).is_some(), "missing top-level key {key}");
     }
@@ -35,47 +75,93 @@ fn embedded_default_run_writes_a_complete_json_report() {
     assert_eq!(v["model"], "closed");
     assert_eq!(v["interrupted"], false);
     for key in [
-        "total", "good_credentials", "bad_credentials", "token_issued", "expected_403", "false_403", "bad_accepted",
-        "invalid_token", "other_status", "timeout", "connect_error", "io_error", "unfinished", "nil_token", "not_sent",
+        "total",
+        "good_credentials",
+        "bad_credentials",
+        "token_issued",
+        "expected_403",
+        "false_403",
+        "bad_accepted",
+        "invalid_token",
+        "other_status",
+        "timeout",
+        "connect_error",
+        "io_error",
+        "unfinished",
+        "nil_token",
+        "not_sent",
     ] {
         assert!(v["counts"][key].is_u64(), "counts.{key}");
     }
-    for key in ["throughput_rps", "forbidden", "forbidden_good", "forbidden_bad", "error"] {
+    for key in [
+        "throughput_rps",
+        "forbidden",
+        "forbidden_good",
+        "forbidden_bad",
+        "error",
+    ] {
         assert!(v["rates"].get(key).is_some(), "rates.{key}");
     }
-    for key in ["count", "min", "mean", "stdev", "p50", "p90", "p95", "p99", "p999", "max"] {
-        assert!(v["latency_ms"]["all"].get(key).is_some(), "latency_ms.all.{key}");
+    for key in [
+        "count", "min", "mean", "stdev", "p50", "p90", "p95", "p99", "p999", "max",
+    ] {
+        assert!(
+            v["latency_ms"]["all"].get(key).is_some(),
+            "latency_ms.all.{key}"
+        );
     }
     // Empty outcomes have null percentiles, never 0 or NaN.
     assert!(v["latency_ms"]["timeout"]["p99"].is_null());
     let total = v["counts"]["total"].as_u64().unwrap();
     assert!(total > 0);
     assert_eq!(v["latency_ms"]["all"]["count"].as_u64(), Some(total));
-    let timeline_total: u64 = v["timeline"].as_array().unwrap().iter().map(|s| s["requests"].as_u64().unwrap()).sum();
+    let timeline_total: u64 = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["requests"].as_u64().unwrap())
+        .sum();
     assert_eq!(timeline_total, total, "the timeline holds every request");
     for s in v["timeline"].as_array().unwrap() {
         for key in ["t_s", "requests", "errors", "forbidden", "p50_ms", "p99_ms"] {
             assert!(s.get(key).is_some(), "timeline.{key}");
         }
     }
-    let hist = sdload::report::decode_histogram(v["histograms"]["all"].as_str().unwrap()).expect("V2 base64");
+    let hist = sdload::report::decode_histogram(v["histograms"]["all"].as_str().unwrap())
+        .expect("V2 base64");
     assert_eq!(hist.len(), total);
 }
 
 #[test]
 fn unreachable_target_exits_3_with_a_valid_report() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let users = dir.path().join("u.csv");
     std::fs::write(&users, "alice,secret-pass-1\n").unwrap();
     let target = format!("http://127.0.0.1:{port}/");
     let out = sdload(&[
-        "run", "--target", &target, "--credentials", users.to_str().unwrap(), "-d", "1s", "--warmup", "0s",
-        "--json", json.to_str().unwrap(),
+        "run",
+        "--target",
+        &target,
+        "--credentials",
+        users.to_str().unwrap(),
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!("127.0.0.1:{port}")), "names the address tried");
+    assert!(
+        text(&out.stderr).contains(&format!("127.0.0.1:{port}")),
+        "names the address tried"
+    );
     assert!(!text(&out.stderr).contains("panicked"));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["counts"]["connect_error"], v["counts"]["total"]);
@@ -89,24 +175,49 @@ fn bad_scenarios_and_files_exit_2_naming_file_line_and_key() {
     let out = sdload(&["run", sc.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.toml:2: bad_ratio: 2.5 is outside 0..1"), "{err}");
+    assert!(
+        err.contains("bad.toml:2: bad_ratio: 2.5 is outside 0..1"),
+        "{err}"
+    );
 
     std::fs::write(&sc, "concurrency = 4\nthreads = 2\n").unwrap();
     let out = sdload(&["run", sc.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("bad.toml:2: unknown field `threads`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.toml:2: unknown field `threads`"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let users = dir.path().join("users.csv");
     std::fs::write(&users, "username,password\nalice,pw1\nbob\n").unwrap();
-    let out = sdload(&["run", "--target", "http://127.0.0.1:1/", "--credentials", users.to_str().unwrap()]);
+    let out = sdload(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:1/",
+        "--credentials",
+        users.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("users.csv:3: password: missing"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("users.csv:3: password: missing"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = sdload(&["run", "--bad-ratio", "-1"]);
     assert_eq!(out.status.code(), Some(2));
     let out = sdload(&["run", "--duration", "10"]);
-    assert_eq!(out.status.code(), Some(2), "a bare number is not a duration");
-    assert!(text(&out.stderr).contains("no unit"), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bare number is not a duration"
+    );
+    assert!(
+        text(&out.stderr).contains("no unit"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = sdload(&["run", "missing-scenario.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing-scenario.toml"));
@@ -117,7 +228,10 @@ fn help_shows_examples() {
     let out = sdload(&["run", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
-    assert!(help.contains("Examples:") && help.contains("sdload run --target"), "{help}");
+    assert!(
+        help.contains("Examples:") && help.contains("sdload run --target"),
+        "{help}"
+    );
 }
 
 #[test]

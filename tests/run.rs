@@ -11,7 +11,12 @@ use sdload::mock_server::TokenFormat;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_bad_share_and_rates_and_reproducible_seed() {
     let fx = Fixture::start(|_| {}).await;
-    let args = RunArgs { requests: Some(400), bad_ratio: Some(0.25), seed: Some(7), ..fx.args() };
+    let args = RunArgs {
+        requests: Some(400),
+        bad_ratio: Some(0.25),
+        seed: Some(7),
+        ..fx.args()
+    };
     let a = run(&args).await;
     let r = &a.report;
     assert_eq!(a.code, 0);
@@ -38,7 +43,12 @@ async fn exact_bad_share_and_rates_and_reproducible_seed() {
     assert_eq!(stats.responses.get("403"), Some(&100));
 
     let b = run(&args).await;
-    let kinds = |r: &sdload::report::Report| r.by_credential.iter().map(|(k, v)| (k.clone(), v.requests)).collect::<Vec<_>>();
+    let kinds = |r: &sdload::report::Report| {
+        r.by_credential
+            .iter()
+            .map(|(k, v)| (k.clone(), v.requests))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(kinds(&a.report), kinds(&b.report));
     assert_eq!(a.report.counts, b.report.counts);
 }
@@ -46,7 +56,11 @@ async fn exact_bad_share_and_rates_and_reproducible_seed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_model_holds_one_connection_per_worker() {
     let fx = Fixture::start(|_| {}).await;
-    let args = RunArgs { requests: Some(2000), concurrency: Some(4), ..fx.args() };
+    let args = RunArgs {
+        requests: Some(2000),
+        concurrency: Some(4),
+        ..fx.args()
+    };
     let ran = run(&args).await;
     assert_counts_add_up(&ran.report);
     assert_eq!(ran.report.counts.total, 2000);
@@ -62,7 +76,12 @@ async fn latency_is_kept_per_outcome_not_blended() {
         c.latency_fail = Some((Duration::from_millis(5), Duration::from_millis(5)));
     })
     .await;
-    let args = RunArgs { requests: Some(80), concurrency: Some(8), bad_ratio: Some(0.5), ..fx.args() };
+    let args = RunArgs {
+        requests: Some(80),
+        concurrency: Some(8),
+        bad_ratio: Some(0.5),
+        ..fx.args()
+    };
     let r = run(&args).await.report;
     assert_counts_add_up(&r);
     let good = r.latency_ms["token_issued"].p50.unwrap();
@@ -90,10 +109,16 @@ async fn stalled_requests_time_out_at_the_timeout_and_the_run_ends_on_time() {
     assert_counts_add_up(&r);
     assert!(r.counts.timeout > 0, "{:?}", r.counts);
     let t = &r.latency_ms["timeout"];
-    assert!(t.min.unwrap() >= 199.0 && t.max.unwrap() < 260.0, "timeouts recorded near 200 ms: {t:?}");
+    assert!(
+        t.min.unwrap() >= 199.0 && t.max.unwrap() < 260.0,
+        "timeouts recorded near 200 ms: {t:?}"
+    );
     // Never mixed into the tokens' histogram.
     assert!(r.latency_ms["token_issued"].max.unwrap() < 150.0);
-    assert!(took < Duration::from_millis(1500 + 300 + 400), "took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500 + 300 + 400),
+        "took {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +135,11 @@ async fn requests_in_flight_past_the_grace_are_unfinished() {
     };
     let start = Instant::now();
     let r = run(&args).await.report;
-    assert!(start.elapsed() < Duration::from_millis(1200), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        start.elapsed()
+    );
     assert_counts_add_up(&r);
     assert_eq!(r.counts.unfinished, 3);
     assert_eq!(r.counts.total, 3);
@@ -125,14 +154,24 @@ async fn lockout_hits_good_users_only_with_lockout_test() {
     };
     // Default: wrong passwords go to decoys only, so good users are never locked.
     let fx = Fixture::start(lockout).await;
-    let args = RunArgs { requests: Some(300), bad_ratio: Some(0.5), ..fx.args() };
+    let args = RunArgs {
+        requests: Some(300),
+        bad_ratio: Some(0.5),
+        ..fx.args()
+    };
     let r = run(&args).await.report;
     assert_counts_add_up(&r);
     assert!(r.by_credential["wrong_password"].requests > 0);
     assert_eq!(r.counts.false_403, 0);
 
     let fx = Fixture::start(lockout).await;
-    let args = RunArgs { requests: Some(300), bad_ratio: Some(0.5), lockout_test: true, decoy_users: None, ..fx.args() };
+    let args = RunArgs {
+        requests: Some(300),
+        bad_ratio: Some(0.5),
+        lockout_test: true,
+        decoy_users: None,
+        ..fx.args()
+    };
     let r = run(&args).await.report;
     assert_counts_add_up(&r);
     assert!(r.counts.false_403 > 0, "{:?}", r.counts);
@@ -143,35 +182,65 @@ async fn lockout_hits_good_users_only_with_lockout_test() {
 async fn broken_servers_are_classified() {
     // Lets everyone in: bad_accepted.
     let fx = Fixture::start(|c| c.accept_any = true).await;
-    let r = run(&RunArgs { requests: Some(100), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(100),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_counts_add_up(&r);
     assert_eq!(r.counts.bad_accepted, 20);
     assert!(r.warnings.iter().any(|w| w.contains("SECURITY")));
 
     // Answers 401 to wrong credentials: counted as 401, never as 403.
     let fx = Fixture::start(|c| c.reject_status = Some(401)).await;
-    let r = run(&RunArgs { requests: Some(100), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(100),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_counts_add_up(&r);
     assert_eq!(r.status_codes.get("401"), Some(&20));
     assert_eq!(r.counts.other_status, 20);
     assert_eq!(r.rates.forbidden, Some(0.0));
     // ... unless the scenario says 401 is the rejection status.
-    let r = run(&RunArgs { requests: Some(100), reject_status: Some(401), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(100),
+        reject_status: Some(401),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_eq!(r.counts.expected_403, 20);
     assert_eq!(r.rates.forbidden, Some(0.0));
 
     // A 200 with an HTML page: invalid_token, with a short snippet.
     let fx = Fixture::start(|c| c.token_format = TokenFormat::Html).await;
-    let r = run(&RunArgs { requests: Some(50), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(50),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_counts_add_up(&r);
     assert_eq!(r.counts.invalid_token, 40);
     let (reason, problem) = r.invalid_tokens.iter().next().expect("a reason");
     assert_eq!(reason, "html");
-    assert!(problem.example.chars().count() <= 201, "{}", problem.example);
+    assert!(
+        problem.example.chars().count() <= 201,
+        "{}",
+        problem.example
+    );
 
     // The documentation's sample token: counted apart.
     let fx = Fixture::start(|c| c.token_format = TokenFormat::Nil).await;
-    let r = run(&RunArgs { requests: Some(50), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(50),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_eq!(r.counts.token_issued, 40);
     assert_eq!(r.counts.nil_token, 40);
 }
@@ -179,13 +248,23 @@ async fn broken_servers_are_classified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_dropped_connections_are_counted() {
     let fx = Fixture::start(|c| c.error_rate = 1.0).await;
-    let r = run(&RunArgs { requests: Some(40), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(40),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_counts_add_up(&r);
     assert_eq!(r.counts.other_status, 40);
     assert_eq!(r.status_codes.get("500"), Some(&40));
 
     let fx = Fixture::start(|c| c.drop_rate = 1.0).await;
-    let r = run(&RunArgs { requests: Some(40), ..fx.args() }).await.report;
+    let r = run(&RunArgs {
+        requests: Some(40),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_counts_add_up(&r);
     assert_eq!(r.counts.io_error, 40);
     // Never silently retried: the server saw each login once.
@@ -201,13 +280,28 @@ async fn targets_join_with_or_without_slash_prefix_and_localhost() {
         format!("http://127.0.0.1:{port}/SD.WebAPI/"),
         format!("http://localhost:{port}/SD.WebAPI/"),
     ] {
-        let r = run(&RunArgs { target: Some(root.clone()), requests: Some(20), ..fx.args() }).await.report;
-        assert_eq!(r.counts.token_issued + r.counts.expected_403, 20, "{root}: {:?}", r.counts);
-    }
-    // Without the prefix: the server answers 404, counted as other_status.
-    let r = run(&RunArgs { target: Some(format!("http://127.0.0.1:{port}/")), requests: Some(10), ..fx.args() })
+        let r = run(&RunArgs {
+            target: Some(root.clone()),
+            requests: Some(20),
+            ..fx.args()
+        })
         .await
         .report;
+        assert_eq!(
+            r.counts.token_issued + r.counts.expected_403,
+            20,
+            "{root}: {:?}",
+            r.counts
+        );
+    }
+    // Without the prefix: the server answers 404, counted as other_status.
+    let r = run(&RunArgs {
+        target: Some(format!("http://127.0.0.1:{port}/")),
+        requests: Some(10),
+        ..fx.args()
+    })
+    .await
+    .report;
     assert_eq!(r.status_codes.get("404"), Some(&10));
 }
 
@@ -226,5 +320,7 @@ async fn nothing_listening_is_unreachable_exit_3() {
     assert_eq!(ran.code, 3);
     assert_counts_add_up(&ran.report);
     assert_eq!(ran.report.counts.connect_error, ran.report.counts.total);
-    assert!(ran.report.problems["connect_error"].example.contains(&format!("127.0.0.1:{port}")));
+    assert!(ran.report.problems["connect_error"]
+        .example
+        .contains(&format!("127.0.0.1:{port}")));
 }

@@ -22,14 +22,22 @@ impl Fixture {
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Fixture {
         let users = generate_users("user", 20);
         let decoys = generate_users("decoy", 5);
-        let mut config = Config { users: users.iter().chain(&decoys).cloned().collect(), ..Default::default() };
+        let mut config = Config {
+            users: users.iter().chain(&decoys).cloned().collect(),
+            ..Default::default()
+        };
         tweak(&mut config);
         let server = MockServer::start(config).await.expect("mock server starts");
         let dir = tempfile::tempdir().unwrap();
         write_csv(&dir.path().join("users.csv"), &users).unwrap();
         write_csv(&dir.path().join("decoys.csv"), &decoys).unwrap();
         std::fs::write(dir.path().join("empty.toml"), "").unwrap();
-        Fixture { server, users, decoys, dir }
+        Fixture {
+            server,
+            users,
+            decoys,
+            dir,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -61,7 +69,10 @@ pub async fn run(args: &RunArgs) -> Ran {
 
 /// Every outcome count, summed.
 pub fn outcome_sum(r: &sdload::report::Report) -> u64 {
-    sdload::outcome::Outcome::ALL.iter().map(|&o| r.counts.get(o)).sum()
+    sdload::outcome::Outcome::ALL
+        .iter()
+        .map(|&o| r.counts.get(o))
+        .sum()
 }
 
 /// The checks every run must pass: counts add up, the histogram of all holds every request.
@@ -72,6 +83,12 @@ pub fn assert_counts_add_up(r: &sdload::report::Report) {
     assert_eq!(r.latency_ms["all"].count, c.total);
     let by_kind: u64 = r.by_credential.values().map(|k| k.requests).sum();
     assert_eq!(by_kind, c.total);
-    let per_outcome: u64 = sdload::outcome::Outcome::ALL.iter().map(|o| r.latency_ms[o.name()].count).sum();
-    assert_eq!(per_outcome, c.total, "every outcome histogram together holds every request");
+    let per_outcome: u64 = sdload::outcome::Outcome::ALL
+        .iter()
+        .map(|o| r.latency_ms[o.name()].count)
+        .sum();
+    assert_eq!(
+        per_outcome, c.total,
+        "every outcome histogram together holds every request"
+    );
 }
