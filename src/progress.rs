@@ -55,8 +55,10 @@ pub async fn collect(
     mut rx: mpsc::UnboundedReceiver<Interval>,
 ) -> Timeline {
     let mut timeline = Timeline::default();
-    let mut live = Live::default();
-    live.last = Some((Instant::now(), 0));
+    let mut live = Live {
+        last: Some((Instant::now(), 0)),
+        ..Default::default()
+    };
     let start = Instant::now();
     let bar = match mode {
         Mode::Bar => Some(new_bar(goal)),
