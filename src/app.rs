@@ -71,6 +71,9 @@ pub async fn run(args: &RunArgs) -> u8 {
 /// The whole `run` pipeline; prints unless quiet. Tests call it in-process.
 pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let mut plan = Plan::build(args).map_err(|e| Fail(exit::USAGE, e.to_string()))?;
+    // Registered before anything starts, so that no Ctrl-C falls between start and handler.
+    let mut interrupts = Interrupts::new()
+        .map_err(|e| Fail(exit::TOOL_FAILURE, format!("cannot listen for Ctrl-C: {e}")))?;
     let say = |line: &str| {
         if !plan.quiet {
             eprintln!("{line}");
@@ -147,14 +150,14 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let interrupt = cancel.clone();
     let quiet = plan.quiet;
     let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupts.recv().await {
             if !quiet {
                 eprintln!(
                     "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
                 );
             }
             interrupt.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupts.recv().await {
                 std::process::exit(exit::INTERRUPTED as i32);
             }
         }
@@ -329,5 +332,27 @@ fn redact(report: &mut Report, redactor: &Redactor) {
     }
     for w in &mut report.warnings {
         *w = redactor.redact(w);
+    }
+}
+
+/// Ctrl-C (SIGINT on Unix, Ctrl-C on Windows), listened for from the moment it is created.
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    signal: tokio::signal::windows::CtrlC,
+}
+
+impl Interrupts {
+    fn new() -> std::io::Result<Interrupts> {
+        #[cfg(unix)]
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        #[cfg(windows)]
+        let signal = tokio::signal::windows::ctrl_c()?;
+        Ok(Interrupts { signal })
+    }
+
+    async fn recv(&mut self) -> bool {
+        self.signal.recv().await.is_some()
     }
 }

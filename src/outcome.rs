@@ -140,3 +140,74 @@ pub fn classify(kind: CredKind, status: u16, body: &[u8], reject_status: u16) ->
         _ => plain(Outcome::OtherStatus),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &[u8] = b"\"6f1c0c3e-0d1b-4a53-9a43-1f1f0b8b5b2c\"";
+    const NIL: &[u8] = b"\"00000000-0000-0000-0000-000000000000\"";
+
+    #[test]
+    fn every_cell_of_the_outcome_table() {
+        let o = |kind, status, body: &[u8]| classify(kind, status, body, 403).outcome;
+        assert_eq!(o(CredKind::Good, 200, TOKEN), Outcome::TokenIssued);
+        assert_eq!(
+            o(CredKind::Good, 200, b"<html>ok</html>"),
+            Outcome::InvalidToken
+        );
+        assert_eq!(o(CredKind::Good, 403, b""), Outcome::False403);
+        assert_eq!(
+            o(CredKind::UnknownUser, 403, b"<html>"),
+            Outcome::Expected403
+        );
+        assert_eq!(o(CredKind::Empty, 200, TOKEN), Outcome::BadAccepted);
+        assert_eq!(
+            o(CredKind::WrongPassword, 200, b"garbage"),
+            Outcome::BadAccepted
+        );
+        for status in [401, 429, 500, 503, 302, 404] {
+            assert_eq!(
+                o(CredKind::Good, status, b""),
+                Outcome::OtherStatus,
+                "{status}"
+            );
+            assert_eq!(
+                o(CredKind::UnknownUser, status, b""),
+                Outcome::OtherStatus,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_401_rejection_is_expected_and_403_then_is_other() {
+        assert_eq!(
+            classify(CredKind::UnknownUser, 401, b"", 401).outcome,
+            Outcome::Expected403
+        );
+        assert_eq!(
+            classify(CredKind::Good, 401, b"", 401).outcome,
+            Outcome::False403
+        );
+        assert_eq!(
+            classify(CredKind::UnknownUser, 403, b"", 401).outcome,
+            Outcome::OtherStatus
+        );
+    }
+
+    #[test]
+    fn nil_tokens_and_token_errors_are_kept() {
+        let c = classify(CredKind::Good, 200, NIL, 403);
+        assert_eq!((c.outcome, c.nil_token), (Outcome::TokenIssued, true));
+        let c = classify(CredKind::Good, 200, b"{\"token\":\"x\"}", 403);
+        assert_eq!(c.outcome, Outcome::InvalidToken);
+        assert_eq!(c.token_error, Some(TokenError::JsonObject));
+    }
+
+    #[test]
+    fn only_token_issued_and_expected_403_are_not_errors() {
+        let ok: Vec<_> = Outcome::ALL.into_iter().filter(|o| !o.is_error()).collect();
+        assert_eq!(ok, vec![Outcome::TokenIssued, Outcome::Expected403]);
+    }
+}

@@ -241,3 +241,49 @@ fn quiet_prints_nothing_on_success() {
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+/// Ctrl-C: the run stops, the report is still printed and written, marked interrupted, exit 130.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_the_report_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sdload"))
+        .args([
+            "run",
+            "-d",
+            "30s",
+            "--warmup",
+            "0s",
+            "-c",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first stderr line says the embedded server started: the run is under way.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("embedded mock ServiceDesk"), "{line}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        text(&out.stdout).contains("interrupted"),
+        "{}",
+        text(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["counts"]["total"], v["latency_ms"]["all"]["count"]);
+}

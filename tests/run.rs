@@ -324,3 +324,32 @@ async fn nothing_listening_is_unreachable_exit_3() {
         .example
         .contains(&format!("127.0.0.1:{port}")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_other_status_with_their_location_shown_once() {
+    let addr = common::raw_server(
+        b"HTTP/1.1 302 Found\r\nLocation: https://login.example.com/sso\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let fx = Fixture::start(|_| {}).await;
+    let r = run(&RunArgs {
+        target: Some(format!("http://{addr}/")),
+        requests: Some(30),
+        ..fx.args()
+    })
+    .await
+    .report;
+    assert_counts_add_up(&r);
+    assert_eq!(r.counts.other_status, 30);
+    assert_eq!(r.status_codes.get("302"), Some(&30));
+    assert_eq!(
+        r.redirect_location.as_deref(),
+        Some("https://login.example.com/sso")
+    );
+    let text = sdload::export::text::render(&r, sdload::export::text::Style { color: false });
+    assert_eq!(
+        text.matches("https://login.example.com/sso").count(),
+        1,
+        "{text}"
+    );
+}
