@@ -173,13 +173,14 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let setup = Setup {
         transport,
         mix: Arc::new(mix),
-        concurrency: plan.concurrency,
+        load: plan.load.clone(),
         duration: plan.duration,
         requests: plan.requests,
         warmup: plan.warmup,
         timeout: plan.timeout,
         grace: plan.grace,
         reject_status: plan.reject_status,
+        seed: plan.seed,
     };
     let finished = engine::run(setup, tx, cancel).await;
     let timeline = collector.await.unwrap_or_default();
@@ -194,7 +195,9 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         embedded_target: plan.target.is_none(),
         started_at: finished.started_at,
         measured: finished.measured,
-        concurrency: plan.concurrency,
+        load: plan.load.clone(),
+        scheduled: finished.scheduled,
+        not_sent: finished.not_sent,
         interrupted: finished.interrupted,
         connections_opened: finished.connections,
         settings: settings(&plan),
@@ -286,6 +289,15 @@ fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
         w.push(format!(
             "{} tokens were the all-zero GUID of the API documentation's sample: the server is not issuing real tokens",
             c.nil_token
+        ));
+    }
+    if c.not_sent > 0 {
+        let scheduled = r.schedule.as_ref().map_or(0, |s| s.scheduled);
+        w.push(format!(
+            "target rate not reached: {} of {} scheduled requests were never sent (all {} connections were busy)",
+            c.not_sent,
+            scheduled,
+            r.schedule.as_ref().map_or(0, |s| s.max_in_flight)
         ));
     }
     if c.unfinished > 0 {

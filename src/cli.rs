@@ -37,7 +37,9 @@ pub enum Command {
 const RUN_EXAMPLES: &str = "\
 Examples:
   sdload run                                  default scenario against the embedded mock server
-  sdload run -c 16 -d 30s                     16 workers for 30 seconds
+  sdload run -c 16 -d 30s                     closed model: 16 workers for 30 seconds
+  sdload run -r 300 -d 60s                    open model: 300 logins/s, latency from the schedule
+  sdload run --ramp 0:300/s:60s               open model: ramp from 0 to 300 logins/s over a minute
   sdload run -n 400 --bad-ratio 0.25 --seed 7 exactly 400 requests, exactly 100 with bad credentials
   sdload run --target https://sd.example.com/SD.WebAPI/ --credentials users.csv --decoy-users decoys.csv
   sdload run scenarios/default.toml --json report.json --quiet
@@ -64,6 +66,22 @@ pub struct RunArgs {
     /// Closed model: N workers, each with its own keep-alive connection [default: 8]
     #[arg(short, long, value_name = "N")]
     pub concurrency: Option<u64>,
+
+    /// Open model: N request starts per second (fractions allowed: 0.5), latency counted from the schedule
+    #[arg(short, long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Open model: how starts are spread [default: uniform]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub arrivals: Option<crate::engine::timetable::Arrivals>,
+
+    /// Open model: at most N connections in flight; due requests wait for one [default: the peak rate, 64..1000]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<u64>,
+
+    /// A linear ramp: FROM:TO/s:DURATION (open model, e.g. 0:300/s:60s) or FROM:TO:DURATION (workers)
+    #[arg(long, value_name = "RAMP")]
+    pub ramp: Option<String>,
 
     /// Stop after this long (30s, 2m, 1h)
     #[arg(short, long, value_name = "D", value_parser = duration::parse_arg)]

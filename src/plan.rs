@@ -10,6 +10,8 @@ use toml::Spanned;
 use crate::cli::RunArgs;
 use crate::credentials::{self, Credential};
 use crate::duration;
+use crate::engine::timetable::{Arrivals, Profile, Stage};
+use crate::engine::Load;
 use crate::outcome::CredKind;
 use crate::scenario::{self, Scenario, Source};
 use crate::target::{Target, DEFAULT_TOKEN_PATH};
@@ -23,7 +25,8 @@ pub struct Plan {
     pub target: Option<Target>,
     pub token_path: String,
     pub embedded: EmbeddedPlan,
-    pub concurrency: u64,
+    /// How the load is offered (closed: workers; open: request starts per second).
+    pub load: Load,
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
     pub warmup: Duration,
@@ -135,7 +138,204 @@ pub fn parse_latency(text: &str) -> Result<(Duration, Duration), String> {
     }
 }
 
+/// Parses a ramp: `FROM:TO/s:DURATION` (open model: rates) or `FROM:TO:DURATION` (workers).
+/// Returns whether it is a rate ramp, and the stage.
+pub fn parse_ramp(text: &str) -> Result<(bool, Stage), String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [from, to, d] = parts.as_slice() else {
+        return Err(format!(
+            "`{text}`: write FROM:TO/s:DURATION (e.g. 0:300/s:60s) or FROM:TO:DURATION for workers"
+        ));
+    };
+    let per_second = |v: &str| v.trim().strip_suffix("/s").map(str::to_owned);
+    let open = per_second(to).is_some() || per_second(from).is_some();
+    let number = |v: &str| -> Result<f64, String> {
+        let v = per_second(v).unwrap_or_else(|| v.trim().to_owned());
+        match v.parse::<f64>() {
+            Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
+            _ => Err(format!("`{text}`: `{v}` is not a number at or above 0")),
+        }
+    };
+    let duration = duration::parse(d).map_err(|e| format!("`{text}`: {e}"))?;
+    let (from, to) = (number(from)?, number(to)?);
+    if !open && (from.fract() != 0.0 || to.fract() != 0.0) {
+        return Err(format!(
+            "`{text}`: workers are whole numbers (for rates write {to}/s)"
+        ));
+    }
+    Ok((open, Stage { duration, from, to }))
+}
+
+/// The load model: open when a rate (or rate stages) is given, else closed. Stages and ramps
+/// set the duration when none is given with the same or a stronger source.
+fn load(
+    args: &RunArgs,
+    sc: &Scenario,
+    src: &Source,
+    concurrency: u64,
+    duration: Option<Duration>,
+    duration_from_flag: bool,
+    notes: &mut Vec<String>,
+) -> Result<(Load, Option<Duration>), PlanError> {
+    let rate = match pick(args.rate, "rate", &sc.rate, "rate", src) {
+        Some((r, from)) if !(r > 0.0 && r <= 10_000_000.0) => {
+            return Err(from.error(format!(
+                "{r}: must be above 0 (fractions allowed, e.g. 0.5)"
+            )))
+        }
+        other => other.map(|(r, _)| r),
+    };
+    let arrivals = match (args.arrivals, &sc.arrivals) {
+        (Some(a), _) => a,
+        (None, Some(k)) => {
+            <Arrivals as clap::ValueEnum>::from_str(k.get_ref(), true).map_err(|_| {
+                From::Key(src, "arrivals", k.span())
+                    .error(format!("`{}`: expected uniform or poisson", k.get_ref()))
+            })?
+        }
+        (None, None) => Arrivals::Uniform,
+    };
+    let max_in_flight = match pick(
+        args.max_in_flight.map(|n| n as i64),
+        "max-in-flight",
+        &sc.max_in_flight,
+        "max_in_flight",
+        src,
+    ) {
+        Some((n, from)) if !(1..=100_000).contains(&n) => {
+            return Err(from.error(format!("{n} is out of range 1..=100000")))
+        }
+        other => other.map(|(n, _)| n as u64),
+    };
+
+    // Stages: a --ramp flag, else a ramp key, else [[stages]].
+    let mut stages: Option<(bool, Vec<Stage>, bool)> = None; // (open, stages, from a flag)
+    if let Some((text, from)) = pick(args.ramp.clone(), "ramp", &sc.ramp, "ramp", src) {
+        let (open, stage) = parse_ramp(&text).map_err(|e| from.error(e))?;
+        stages = Some((open, vec![stage], matches!(from, From::Flag(_))));
+    } else if !sc.stages.is_empty() {
+        let mut kind = None;
+        let mut list = Vec::new();
+        let mut previous = None;
+        for spec in &sc.stages {
+            let stage = spec.get_ref();
+            let d = duration::parse(stage.duration.get_ref())
+                .map_err(|e| From::Key(src, "stages.duration", stage.duration.span()).error(e))?;
+            if d.is_zero() {
+                return Err(From::Key(src, "stages.duration", stage.duration.span())
+                    .error("must be more than zero"));
+            }
+            let (open, target) = match (&stage.rate, &stage.workers) {
+                (Some(r), None) if *r.get_ref() >= 0.0 && r.get_ref().is_finite() => {
+                    (true, *r.get_ref())
+                }
+                (Some(r), None) => {
+                    return Err(
+                        From::Key(src, "stages.rate", r.span()).error("must be at or above 0")
+                    )
+                }
+                (None, Some(w)) if (0..=100_000).contains(w.get_ref()) => {
+                    (false, *w.get_ref() as f64)
+                }
+                (None, Some(w)) => {
+                    return Err(From::Key(src, "stages.workers", w.span())
+                        .error("is out of range 0..=100000"))
+                }
+                _ => {
+                    return Err(From::Key(src, "stages", spec.span())
+                        .error("give exactly one of rate and workers"))
+                }
+            };
+            if kind.is_some_and(|k| k != open) {
+                return Err(From::Key(src, "stages", spec.span())
+                    .error("all stages give rate, or all give workers"));
+            }
+            kind = Some(open);
+            let start = previous.unwrap_or(if open {
+                rate.unwrap_or(0.0)
+            } else if sc.concurrency.is_some() || args.concurrency.is_some() {
+                concurrency as f64
+            } else {
+                0.0
+            });
+            list.push(Stage {
+                duration: d,
+                from: start,
+                to: target,
+            });
+            previous = Some(target);
+        }
+        stages = Some((kind.expect("at least one stage"), list, false));
+    }
+
+    let open = match (&stages, rate) {
+        (Some((false, ..)), Some(_)) => {
+            return Err(PlanError::Invalid("--rate gives the open model, but the stages give workers (closed model): use rate stages".into()))
+        }
+        (Some((open, ..)), _) => *open,
+        (None, rate) => rate.is_some(),
+    };
+    if open && args.concurrency.is_some() {
+        notes.push(
+            "--concurrency is ignored in the open model: --max-in-flight caps connections".into(),
+        );
+    }
+    let (profile, duration) = match stages {
+        None => {
+            let target = if open {
+                rate.expect("open has a rate")
+            } else {
+                concurrency as f64
+            };
+            (Profile::constant(target, duration), duration)
+        }
+        Some((_, mut list, from_flag)) => {
+            let total: Duration = list.iter().map(|s| s.duration).sum();
+            // A ramp given on the command line sets the length unless --duration is given too.
+            let duration = if from_flag && !duration_from_flag {
+                Some(total)
+            } else {
+                duration.or(Some(total))
+            };
+            let d = duration.expect("set above");
+            if d > total {
+                let last = list.last().expect("at least one stage").to;
+                list.push(Stage {
+                    duration: d - total,
+                    from: last,
+                    to: last,
+                });
+            }
+            (Profile::new(list), duration)
+        }
+    };
+    if profile.peak() <= 0.0 {
+        return Err(PlanError::Invalid(
+            "the load's target is 0 throughout: give a rate or workers above 0".into(),
+        ));
+    }
+    let load = if open {
+        Load::Open {
+            max_in_flight: max_in_flight
+                .unwrap_or_else(|| crate::engine::default_max_in_flight(profile.peak())),
+            rate: profile,
+            arrivals,
+        }
+    } else {
+        Load::Closed { workers: profile }
+    };
+    Ok((load, duration))
+}
+
 impl Plan {
+    /// The closed model's peak worker count, or `None` in the open model.
+    pub fn concurrency(&self) -> Option<u64> {
+        match &self.load {
+            Load::Closed { workers } => Some(workers.peak().ceil() as u64),
+            Load::Open { .. } => None,
+        }
+    }
+
     /// Builds a plan from the flags and the scenario they name (or the default one).
     pub fn build(args: &RunArgs) -> Result<Plan, PlanError> {
         let (scenario, source) = scenario::load(args.scenario.as_deref())?;
@@ -212,6 +412,16 @@ impl Plan {
             .unwrap_or(Duration::from_secs(10));
         let grace = positive(args.grace, "grace", &sc.grace, "grace", true)?
             .unwrap_or(Duration::from_secs(2));
+        let duration_from_flag = args.duration.is_some();
+        let (load, duration) = load(
+            args,
+            sc,
+            src,
+            concurrency,
+            duration,
+            duration_from_flag,
+            &mut notes,
+        )?;
         let (duration, requests) = match (duration, requests) {
             (None, None) => {
                 notes.push("no --duration nor --requests: running for 10s".into());
@@ -404,7 +614,7 @@ impl Plan {
             target,
             token_path,
             embedded,
-            concurrency,
+            load,
             duration,
             requests,
             warmup,
@@ -450,8 +660,8 @@ mod tests {
     fn defaults_and_flags_win_over_keys() {
         let p = plan(&RunArgs::default(), "concurrency = 3\nduration = \"5s\"\n").unwrap();
         assert_eq!(
-            (p.concurrency, p.duration, p.bad_ratio, p.reject_status),
-            (3, Some(Duration::from_secs(5)), 0.2, 403)
+            (p.concurrency(), p.duration, p.bad_ratio, p.reject_status),
+            (Some(3), Some(Duration::from_secs(5)), 0.2, 403)
         );
         let args = RunArgs {
             concurrency: Some(7),
@@ -460,8 +670,8 @@ mod tests {
         };
         let p = plan(&args, "concurrency = 3\nduration = \"5s\"\n").unwrap();
         assert_eq!(
-            (p.concurrency, p.duration),
-            (7, Some(Duration::from_secs(2)))
+            (p.concurrency(), p.duration),
+            (Some(7), Some(Duration::from_secs(2)))
         );
     }
 
@@ -548,6 +758,109 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(err, "sc/s.toml:3: users.password_env: environment variable SDLOAD_TEST_SURELY_UNSET_VAR is not set (or not UTF-8)");
+    }
+
+    #[test]
+    fn open_model_rates_ramps_and_stages() {
+        let p = plan(
+            &RunArgs {
+                rate: Some(0.5),
+                ..Default::default()
+            },
+            "concurrency = 8\nduration = \"10s\"\n",
+        )
+        .unwrap();
+        assert!(matches!(p.load, Load::Open { .. }));
+        assert_eq!(p.concurrency(), None);
+        let err = plan(&RunArgs::default(), "rate = 0.0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "sc/s.toml:1: rate: 0: must be above 0 (fractions allowed, e.g. 0.5)"
+        );
+        // A ramp flag sets the duration over a scenario's duration key.
+        let args = RunArgs {
+            ramp: Some("0:300/s:60s".into()),
+            ..Default::default()
+        };
+        let p = plan(&args, "duration = \"10s\"\n").unwrap();
+        assert_eq!(p.duration, Some(Duration::from_secs(60)));
+        let Load::Open {
+            rate,
+            max_in_flight,
+            ..
+        } = &p.load
+        else {
+            panic!("open")
+        };
+        assert_eq!(
+            (rate.at(30.0), rate.peak(), *max_in_flight),
+            (150.0, 300.0, 300)
+        );
+        // Stages hold their last target when the duration is longer.
+        let toml = "duration = \"30s\"\n[[stages]]\nduration = \"10s\"\nrate = 100\n[[stages]]\nduration = \"10s\"\nrate = 50\n";
+        let p = plan(&RunArgs::default(), toml).unwrap();
+        let Load::Open { rate, .. } = &p.load else {
+            panic!("open")
+        };
+        assert_eq!(
+            (rate.at(5.0), rate.at(15.0), rate.at(25.0)),
+            (50.0, 75.0, 50.0)
+        );
+        let err = plan(
+            &RunArgs::default(),
+            "[[stages]]\nduration = \"10s\"\nrate = 1\nworkers = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "sc/s.toml:1: stages: give exactly one of rate and workers"
+        );
+        let err = plan(
+            &RunArgs::default(),
+            "[[stages]]\nduration = \"1s\"\nrate = 1\n[[stages]]\nduration = \"1s\"\nworkers = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("all stages give rate, or all give workers"),
+            "{err}"
+        );
+        let err = plan(
+            &RunArgs {
+                arrivals: None,
+                ..Default::default()
+            },
+            "rate = 5.0\narrivals = \"bursty\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "sc/s.toml:2: arrivals: `bursty`: expected uniform or poisson"
+        );
+    }
+
+    #[test]
+    fn ramp_forms() {
+        let (open, s) = parse_ramp("0:300/s:60s").unwrap();
+        assert!(open);
+        assert_eq!(
+            (s.from, s.to, s.duration),
+            (0.0, 300.0, Duration::from_secs(60))
+        );
+        let (open, s) = parse_ramp("1:16:30s").unwrap();
+        assert!(!open);
+        assert_eq!((s.from, s.to), (1.0, 16.0));
+        assert!(parse_ramp("0-300/s")
+            .unwrap_err()
+            .contains("FROM:TO/s:DURATION"));
+        assert!(parse_ramp("0:x/s:1s").is_err());
+        assert!(parse_ramp("0:1.5:1s")
+            .unwrap_err()
+            .contains("whole numbers"));
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub struct Record<'a> {
     pub classified: Classified,
     /// `None` when no response came back.
     pub status: Option<u16>,
+    /// From the intended start (the schedule, in the open model) to the end of the response.
     pub latency_us: u64,
+    /// From the actual start; `Some` only in the open model, where it can differ from latency.
+    pub service_us: Option<u64>,
     /// The body (for a snippet when the outcome needs one).
     pub body: &'a [u8],
 }
@@ -46,15 +49,60 @@ pub struct Sample {
     pub example: String,
 }
 
+/// A histogram allocated on its first value: a worker that never sees an outcome (most never
+/// see most) spends no memory on it, which matters with thousands of connections.
+pub type Lazy = Option<Histogram<u64>>;
+
+/// One measure (latency, service time or schedule lag) for all requests and per outcome.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    pub all: Lazy,
+    pub by_outcome: [Lazy; Outcome::COUNT],
+}
+
+impl Latencies {
+    fn record(&mut self, outcome: Outcome, us: u64) {
+        record_lazy(&mut self.all, us);
+        record_lazy(&mut self.by_outcome[outcome.index()], us);
+    }
+
+    fn merge(&mut self, other: &Latencies) {
+        merge_lazy(&mut self.all, &other.all);
+        for (into, from) in self.by_outcome.iter_mut().zip(&other.by_outcome) {
+            merge_lazy(into, from);
+        }
+    }
+
+    pub fn outcome(&self, outcome: Outcome) -> Option<&Histogram<u64>> {
+        self.by_outcome[outcome.index()].as_ref()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none()
+    }
+}
+
+fn record_lazy(h: &mut Lazy, us: u64) {
+    record_value(h.get_or_insert_with(new_histogram), us);
+}
+
+fn merge_lazy(into: &mut Lazy, from: &Lazy) {
+    if let Some(from) = from {
+        add(into.get_or_insert_with(new_histogram), from);
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Recorder {
     pub counts: [u64; Outcome::COUNT],
     pub kind_counts: [u64; 4],
     /// 403 responses per credential kind (the "403 rate" is about 403, whatever the reject status).
     pub kind_forbidden: [u64; 4],
-    pub all: Histogram<u64>,
-    pub by_outcome: [Histogram<u64>; Outcome::COUNT],
-    pub by_kind: [Histogram<u64>; 4],
+    pub latency: Latencies,
+    /// Open model only: from the actual start, and how late the start was against the schedule.
+    pub service: Latencies,
+    pub lag: Latencies,
+    pub by_kind: [Lazy; 4],
     /// Status codes seen, with counts (a handful of codes: a linear scan beats a map).
     pub statuses: Vec<(u16, u64)>,
     pub nil_tokens: u64,
@@ -78,9 +126,10 @@ impl Recorder {
             counts: [0; Outcome::COUNT],
             kind_counts: [0; 4],
             kind_forbidden: [0; 4],
-            all: new_histogram(),
-            by_outcome: std::array::from_fn(|_| new_histogram()),
-            by_kind: std::array::from_fn(|_| new_histogram()),
+            latency: Latencies::default(),
+            service: Latencies::default(),
+            lag: Latencies::default(),
+            by_kind: Default::default(),
             statuses: Vec::new(),
             nil_tokens: 0,
             invalid_tokens: Vec::new(),
@@ -95,9 +144,14 @@ impl Recorder {
         self.kind_counts[r.kind.index()] += 1;
         // A zero latency is recorded as 1 µs: the histogram's lowest value.
         let v = r.latency_us.max(1);
-        record_value(&mut self.all, v);
-        record_value(&mut self.by_outcome[outcome.index()], v);
-        record_value(&mut self.by_kind[r.kind.index()], v);
+        self.latency.record(outcome, v);
+        record_lazy(&mut self.by_kind[r.kind.index()], v);
+        if let Some(service) = r.service_us {
+            let service = service.max(1).min(v);
+            self.service.record(outcome, service);
+            // Lag 0 is recorded as 1 µs too (the histogram's floor): "on time".
+            self.lag.record(outcome, (v - service).max(1));
+        }
         if let Some(status) = r.status {
             if status == 403 {
                 self.kind_forbidden[r.kind.index()] += 1;
@@ -146,14 +200,15 @@ impl Recorder {
     pub fn merge(&mut self, other: &Recorder) {
         for i in 0..Outcome::COUNT {
             self.counts[i] += other.counts[i];
-            add(&mut self.by_outcome[i], &other.by_outcome[i]);
         }
+        self.latency.merge(&other.latency);
+        self.service.merge(&other.service);
+        self.lag.merge(&other.lag);
         for i in 0..4 {
             self.kind_counts[i] += other.kind_counts[i];
             self.kind_forbidden[i] += other.kind_forbidden[i];
-            add(&mut self.by_kind[i], &other.by_kind[i]);
+            merge_lazy(&mut self.by_kind[i], &other.by_kind[i]);
         }
-        add(&mut self.all, &other.all);
         for &(status, n) in &other.statuses {
             match self.statuses.iter_mut().find(|(s, _)| *s == status) {
                 Some((_, m)) => *m += n,
@@ -297,6 +352,7 @@ mod tests {
             },
             status,
             latency_us: us,
+            service_us: None,
             body: b"",
         }
     }
@@ -322,14 +378,30 @@ mod tests {
         b.record(&rec(CredKind::Good, Outcome::Timeout, None, 200_000));
         a.merge(&b);
         assert_eq!(a.total(), 201);
-        assert_eq!(a.all.len(), 201);
-        assert_eq!(a.by_outcome[Outcome::TokenIssued.index()].len(), 100);
-        assert_eq!(a.by_outcome[Outcome::Timeout.index()].len(), 1);
+        assert_eq!(a.latency.all.as_ref().unwrap().len(), 201);
+        assert_eq!(a.latency.outcome(Outcome::TokenIssued).unwrap().len(), 100);
+        assert_eq!(a.latency.outcome(Outcome::Timeout).unwrap().len(), 1);
+        assert!(
+            a.latency.outcome(Outcome::IoError).is_none(),
+            "never allocated"
+        );
+        assert!(a.service.is_empty(), "closed model: no service time");
         assert_eq!(a.kind_forbidden[CredKind::UnknownUser.index()], 100);
         assert_eq!(a.statuses, vec![(200, 100), (403, 100)]);
         // A very slow value is kept, not clamped.
         a.record(&rec(CredKind::Good, Outcome::Timeout, None, 7_200_000_000));
-        assert!(a.all.max() >= 7_200_000_000);
+        assert!(a.latency.all.as_ref().unwrap().max() >= 7_200_000_000);
+    }
+
+    #[test]
+    fn open_model_records_service_time_and_lag() {
+        let mut r = Recorder::new();
+        let mut one = rec(CredKind::Good, Outcome::TokenIssued, Some(200), 900_000);
+        one.service_us = Some(100_000);
+        r.record(&one);
+        assert_eq!(r.service.all.as_ref().unwrap().max(), 100_031);
+        let lag = r.lag.all.as_ref().unwrap().max();
+        assert!((799_000..=801_000).contains(&lag), "{lag}");
     }
 
     #[test]

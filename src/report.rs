@@ -26,6 +26,12 @@ pub struct Report {
     pub model: String,
     pub concurrency: Option<u64>,
     pub rate: Option<f64>,
+    /// Open model: the schedule and how much of it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleInfo>,
+    /// The load's stages (target from → to over a duration), when it was not constant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageInfo>,
     pub counts: Counts,
     pub interrupted: bool,
     pub status_codes: BTreeMap<String, u64>,
@@ -33,6 +39,14 @@ pub struct Report {
     /// 403 rate and latency per credential kind (`good`, `wrong_password`, `unknown_user`, `empty`).
     pub by_credential: BTreeMap<String, KindSummary>,
     pub latency_ms: BTreeMap<String, LatencySummary>,
+    /// Open model only: from each request's actual start (latency runs from its schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_ms: Option<BTreeMap<String, LatencySummary>>,
+    /// Open model only: how late each request started against its schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_ms: Option<BTreeMap<String, LatencySummary>>,
+    /// HdrHistogram V2, base64, in microseconds: `all` and each outcome's name for latency;
+    /// `service_time.*` and `schedule_lag.*` in the open model.
     pub histograms: BTreeMap<String, String>,
     pub timeline: Vec<TimelineSecond>,
     pub thresholds: Vec<ThresholdResult>,
@@ -118,11 +132,33 @@ pub struct LatencySummary {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TimelineSecond {
     pub t_s: u32,
+    /// Requests started in this second (in the open model: scheduled in it).
     pub requests: u64,
     pub errors: u64,
     pub forbidden: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Open model: the requests the schedule asked for in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Closed model with stages: the target number of workers in the middle of this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_workers: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScheduleInfo {
+    pub arrivals: crate::engine::timetable::Arrivals,
+    pub max_in_flight: u64,
+    /// Requests the schedule asked for in the measured part (those due before the end).
+    pub scheduled: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StageInfo {
+    pub duration_s: f64,
+    pub from: f64,
+    pub to: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -162,7 +198,9 @@ pub struct RunInfo {
     pub embedded_target: bool,
     pub started_at: std::time::SystemTime,
     pub measured: std::time::Duration,
-    pub concurrency: u64,
+    pub load: crate::engine::Load,
+    pub scheduled: u64,
+    pub not_sent: u64,
     pub interrupted: bool,
     pub connections_opened: u64,
     pub settings: Settings,
@@ -206,6 +244,31 @@ pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
     }
 }
 
+pub fn summarize_lazy(h: Option<&Histogram<u64>>) -> LatencySummary {
+    h.map(summarize).unwrap_or_default()
+}
+
+/// Summaries of `all` and every outcome (empty ones included, with null percentiles), and the
+/// serialized histograms of the non-empty ones under `prefix` + name.
+fn summaries(
+    l: &crate::recorder::Latencies,
+    prefix: &str,
+    histograms: &mut BTreeMap<String, String>,
+) -> BTreeMap<String, LatencySummary> {
+    let mut out = BTreeMap::new();
+    let mut put = |name: &str, h: Option<&Histogram<u64>>| {
+        out.insert(name.to_owned(), summarize_lazy(h));
+        if let Some(h) = h {
+            histograms.insert(format!("{prefix}{name}"), encode_histogram(h));
+        }
+    };
+    put("all", l.all.as_ref());
+    for o in Outcome::ALL {
+        put(o.name(), l.outcome(o));
+    }
+    out
+}
+
 /// HdrHistogram V2 serialization, base64: readable by every HdrHistogram implementation, and
 /// merged exactly across runs.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
@@ -245,7 +308,7 @@ impl Report {
             io_error: c(Outcome::IoError),
             unfinished: c(Outcome::Unfinished),
             nil_token: rec.nil_tokens,
-            not_sent: 0,
+            not_sent: info.not_sent,
         };
         let forbidden_total: u64 = rec.kind_forbidden.iter().sum();
         let forbidden_good = rec.kind_forbidden[CredKind::Good.index()];
@@ -266,17 +329,12 @@ impl Report {
             forbidden_bad: share(forbidden_total - forbidden_good, total - good),
             error: share(errors, total),
         };
-        let mut latency_ms = BTreeMap::new();
         let mut histograms = BTreeMap::new();
-        latency_ms.insert("all".to_owned(), summarize(&rec.all));
-        histograms.insert("all".to_owned(), encode_histogram(&rec.all));
-        for o in Outcome::ALL {
-            let h = &rec.by_outcome[o.index()];
-            latency_ms.insert(o.name().to_owned(), summarize(h));
-            if !h.is_empty() {
-                histograms.insert(o.name().to_owned(), encode_histogram(h));
-            }
-        }
+        let latency_ms = summaries(&rec.latency, "", &mut histograms);
+        let open = !rec.service.is_empty();
+        let service_time_ms =
+            open.then(|| summaries(&rec.service, "service_time.", &mut histograms));
+        let schedule_lag_ms = open.then(|| summaries(&rec.lag, "schedule_lag.", &mut histograms));
         let by_credential = CredKind::ALL
             .iter()
             .map(|&k| {
@@ -286,21 +344,67 @@ impl Report {
                     requests,
                     forbidden,
                     forbidden_rate: share(forbidden, requests),
-                    latency_ms: summarize(&rec.by_kind[k.index()]),
+                    latency_ms: summarize_lazy(rec.by_kind[k.index()].as_ref()),
                 };
                 (k.name().to_owned(), summary)
             })
             .collect();
+        use crate::engine::Load;
+        let (model, concurrency, rate, schedule, profile) = match &info.load {
+            Load::Closed { workers } => (
+                "closed",
+                Some(workers.peak().ceil() as u64),
+                None,
+                None,
+                workers,
+            ),
+            Load::Open {
+                rate,
+                arrivals,
+                max_in_flight,
+            } => (
+                "open",
+                None,
+                Some(rate.peak()),
+                Some(ScheduleInfo {
+                    arrivals: *arrivals,
+                    max_in_flight: *max_in_flight,
+                    scheduled: info.scheduled,
+                }),
+                rate,
+            ),
+        };
+        let staged = profile.stages().len() > 1 || profile.stages().iter().any(|s| s.from != s.to);
+        let stages = if staged {
+            profile
+                .stages()
+                .iter()
+                .map(|s| StageInfo {
+                    duration_s: s.duration.as_secs_f64(),
+                    from: s.from,
+                    to: s.to,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let timeline = timeline
             .seconds
             .iter()
-            .map(|s| TimelineSecond {
-                t_s: s.second,
-                requests: s.requests,
-                errors: s.errors,
-                forbidden: s.forbidden,
-                p50_ms: percentile(&s.latency, 0.5),
-                p99_ms: percentile(&s.latency, 0.99),
+            .map(|s| {
+                let t = s.second as f64;
+                TimelineSecond {
+                    t_s: s.second,
+                    requests: s.requests,
+                    errors: s.errors,
+                    forbidden: s.forbidden,
+                    p50_ms: percentile(&s.latency, 0.5),
+                    p99_ms: percentile(&s.latency, 0.99),
+                    target_rate: (model == "open")
+                        .then(|| round3(profile.count_until(t + 1.0) - profile.count_until(t))),
+                    target_workers: (model == "closed" && staged)
+                        .then(|| round3(profile.at(t + 0.5))),
+                }
             })
             .collect();
         let problem = |s: &crate::recorder::Sample| Problem {
@@ -314,9 +418,11 @@ impl Report {
             embedded_target: info.embedded_target,
             started_at: humantime::format_rfc3339_seconds(info.started_at).to_string(),
             duration_s: round3(secs),
-            model: "closed".to_owned(),
-            concurrency: Some(info.concurrency),
-            rate: None,
+            model: model.to_owned(),
+            concurrency,
+            rate,
+            schedule,
+            stages,
             counts,
             interrupted: info.interrupted,
             status_codes: rec
@@ -327,6 +433,8 @@ impl Report {
             rates,
             by_credential,
             latency_ms,
+            service_time_ms,
+            schedule_lag_ms,
             histograms,
             timeline,
             thresholds: Vec::new(),

@@ -19,6 +19,13 @@ pub struct Scenario {
     pub target: S<String>,
     pub token_path: S<String>,
     pub concurrency: S<i64>,
+    pub rate: S<f64>,
+    pub arrivals: S<String>,
+    pub max_in_flight: S<i64>,
+    pub ramp: S<String>,
+    /// Load stages, each ramping linearly from the previous target.
+    #[serde(default)]
+    pub stages: Vec<Spanned<StageSpec>>,
     pub duration: S<String>,
     pub requests: S<i64>,
     pub warmup: S<String>,
@@ -40,6 +47,15 @@ pub struct Scenario {
     pub users: Vec<Spanned<ScenarioUser>>,
     /// The embedded mock server used when no target is given.
     pub embedded: Option<Embedded>,
+}
+
+/// One stage: a duration and a target, `rate` (open model) or `workers` (closed model).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Spanned<String>,
+    pub rate: S<f64>,
+    pub workers: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

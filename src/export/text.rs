@@ -79,10 +79,16 @@ pub fn render(r: &Report, style: Style) -> String {
     } else {
         r.target_addrs.join(", ")
     };
-    let model = match (r.model.as_str(), r.concurrency, r.rate) {
-        ("open", _, Some(rate)) => format!("open model, {rate}/s"),
-        (_, Some(c), _) => format!("closed model, {c} workers"),
-        (m, _, _) => m.to_owned(),
+    let model = match (r.model.as_str(), r.concurrency, r.rate, r.stages.is_empty()) {
+        ("open", _, Some(rate), true) => format!("open model, {rate}/s"),
+        ("open", _, Some(rate), false) => {
+            format!("open model, {} stages up to {rate}/s", r.stages.len())
+        }
+        (_, Some(c), _, true) => format!("closed model, {c} workers"),
+        (_, Some(c), _, false) => {
+            format!("closed model, {} stages up to {c} workers", r.stages.len())
+        }
+        (m, ..) => m.to_owned(),
     };
     let _ = writeln!(
         o,
@@ -221,6 +227,67 @@ pub fn render(r: &Report, style: Style) -> String {
             .iter()
             .any(|x| x.name() == name && x.is_problem());
         let _ = writeln!(o, "{}", if problem { s.bad(&line) } else { line });
+    }
+
+    // Open model: service time and schedule lag, where they differ from latency.
+    if let (Some(service), Some(lag)) = (&r.service_time_ms, &r.schedule_lag_ms) {
+        let lag_all = &lag["all"];
+        if lag_all.p99.unwrap_or(0.0) >= 1.0 {
+            let _ = writeln!(
+                o,
+                "\n{}",
+                s.bold("Service time (ms)       count      p50      p90      p95      p99    p99.9      max")
+            );
+            let mut rows = vec![("all", &service["all"])];
+            rows.extend(Outcome::ALL.iter().filter_map(|x| {
+                service
+                    .get(x.name())
+                    .filter(|l| l.count > 0)
+                    .map(|l| (x.name(), l))
+            }));
+            rows.push(("schedule lag", lag_all));
+            for (name, l) in rows {
+                let _ = writeln!(
+                    o,
+                    "  {:<18} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    name,
+                    thousands(l.count),
+                    ms(l.p50),
+                    ms(l.p90),
+                    ms(l.p95),
+                    ms(l.p99),
+                    ms(l.p999),
+                    ms(l.max)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "  {}",
+                s.dim("latency runs from each request's scheduled start, service time from its actual start; the lag is time spent waiting for a connection")
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  {}",
+                s.dim(&format!(
+                    "schedule lag p99 {} ms: service time is latency",
+                    ms(lag_all.p99)
+                ))
+            );
+        }
+    }
+    if let Some(sched) = &r.schedule {
+        let _ = writeln!(
+            o,
+            "  schedule: {} arrivals, {} scheduled, {} sent, at most {} connections",
+            match sched.arrivals {
+                crate::engine::timetable::Arrivals::Uniform => "uniform",
+                crate::engine::timetable::Arrivals::Poisson => "poisson",
+            },
+            thousands(sched.scheduled),
+            thousands(r.counts.total),
+            thousands(sched.max_in_flight)
+        );
     }
 
     // Status codes.

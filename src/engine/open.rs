@@ -1,0 +1,211 @@
+//! The open model: request starts follow a timetable, whatever the server does. A dispatcher
+//! hands each due request to a free connection ("slot"); slots are opened on demand up to
+//! `max_in_flight`. When all are busy, due requests wait in order and start as soon as one
+//! frees, their latency still counted from the schedule. Requests still waiting at the end
+//! are `not_sent`: nothing is skipped silently.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::timetable::{Arrivals, Profile, Timetable};
+use super::{Collected, End, Job, Shared, Timers, Worker};
+use crate::recorder::{Interval, Recorder};
+
+/// The warm-up's timetable (at the starting rate), then the measured one.
+struct Schedule {
+    warm: Option<Timetable>,
+    warm_origin: Instant,
+    main: Timetable,
+    origin: Instant,
+    end_at: Option<Instant>,
+    limit: Option<u64>,
+}
+
+impl Schedule {
+    fn next(&mut self) -> Option<Job> {
+        if let Some(warm) = &mut self.warm {
+            match warm.next_start() {
+                Some((index, at)) if self.warm_origin + at < self.origin => {
+                    return Some(Job {
+                        index,
+                        scheduled: self.warm_origin + at,
+                        warm: true,
+                    })
+                }
+                _ => self.warm = None,
+            }
+        }
+        let (index, at) = self.main.next_start()?;
+        let scheduled = self.origin + at;
+        if self.end_at.is_some_and(|end| scheduled >= end) || self.limit.is_some_and(|n| index >= n)
+        {
+            return None;
+        }
+        Some(Job {
+            index,
+            scheduled,
+            warm: false,
+        })
+    }
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    rate: Profile,
+    arrivals: Arrivals,
+    max_in_flight: u64,
+    intervals: mpsc::UnboundedSender<Interval>,
+    cancel: CancellationToken,
+) -> Collected {
+    let setup = &shared.setup;
+    let warm_rate = rate.at(0.0);
+    let mut schedule = Schedule {
+        warm: (!setup.warmup.is_zero() && warm_rate > 0.0).then(|| {
+            Timetable::new(
+                Profile::constant(warm_rate, Some(setup.warmup)),
+                arrivals,
+                setup.seed ^ 1,
+            )
+        }),
+        warm_origin: shared.warm_until - setup.warmup,
+        main: Timetable::new(rate, arrivals, setup.seed),
+        origin: shared.warm_until,
+        end_at: shared.end_at,
+        limit: setup.requests,
+    };
+
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<usize>();
+    let mut slots: Vec<mpsc::Sender<Job>> = Vec::new();
+    let mut hard_stops = Vec::new();
+    let mut set = JoinSet::new();
+    let mut idle: Vec<usize> = Vec::new();
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut next = schedule.next();
+    let mut scheduled = 0u64;
+    let mut timers = Timers::new(&shared);
+
+    let end = loop {
+        // Hand every due request to a free slot, opening slots up to the cap.
+        while let Some(&job) = pending.front() {
+            let slot = match idle.pop() {
+                Some(s) => s,
+                None if (slots.len() as u64) < max_in_flight => {
+                    let (tx, rx) = mpsc::channel(1);
+                    let (stop_tx, stop_rx) = oneshot::channel();
+                    slots.push(tx);
+                    hard_stops.push(stop_tx);
+                    let id = slots.len() - 1;
+                    set.spawn(slot(
+                        shared.clone(),
+                        id,
+                        rx,
+                        done_tx.clone(),
+                        intervals.clone(),
+                        stop_rx,
+                    ));
+                    id
+                }
+                None => break,
+            };
+            if slots[slot].try_send(job).is_ok() {
+                pending.pop_front();
+            }
+        }
+        let in_flight = slots.len() - idle.len();
+        if next.is_none() && pending.is_empty() && in_flight == 0 {
+            break End::Done;
+        }
+        let due = next.map(|j| j.scheduled);
+        tokio::select! {
+            biased;
+            Some(id) = done_rx.recv() => idle.push(id),
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                let now = Instant::now();
+                while let Some(job) = next.filter(|j| j.scheduled <= now) {
+                    scheduled += !job.warm as u64;
+                    pending.push_back(job);
+                    next = schedule.next();
+                }
+            }
+            end = timers.wait(&shared, &cancel) => break end,
+        }
+    };
+
+    // Requests due before the end that never got a connection are `not_sent`.
+    let cutoff = shared
+        .end_at
+        .map_or(Instant::now(), |end| end.min(Instant::now()));
+    while let Some(job) = next.filter(|j| j.scheduled < cutoff) {
+        scheduled += !job.warm as u64;
+        pending.push_back(job);
+        next = schedule.next();
+    }
+    let not_sent = pending.iter().filter(|j| !j.warm).count() as u64;
+
+    // Phase 2: no new requests (closing the slots' queues ends them after their current
+    // request); requests in flight get the grace period.
+    shared.stop.store(true, Ordering::Relaxed);
+    drop(slots);
+    drop(intervals);
+    let mut recorder = Recorder::new();
+    let mut connections = 0;
+    let grace = tokio::time::sleep(setup.grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(r) => {
+                    let (worker_recorder, connects) = r.expect("a connection slot panicked");
+                    recorder.merge(&worker_recorder);
+                    connections += connects;
+                }
+                None => break,
+            },
+            _ = &mut grace, if !hard_stops.is_empty() => {
+                for tx in hard_stops.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+    Collected {
+        recorder,
+        connections,
+        end,
+        scheduled,
+        not_sent,
+    }
+}
+
+async fn slot(
+    shared: Arc<Shared>,
+    id: usize,
+    mut jobs: mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<usize>,
+    intervals: mpsc::UnboundedSender<Interval>,
+    mut hard_stop: oneshot::Receiver<()>,
+) -> (Recorder, u64) {
+    let mut worker = Worker::new(&shared.setup.transport, intervals, true);
+    while let Some(job) = jobs.recv().await {
+        if !worker.serve(&shared, job, &mut hard_stop).await {
+            break;
+        }
+        let _ = done.send(id);
+    }
+    worker.finish()
+}
+
+/// The default cap on connections: enough for the peak rate at a 1-second latency, at least
+/// 64 and at most 1,000 (past that, the server is saturated and more would only hide it).
+pub fn default_max_in_flight(peak_rate: f64) -> u64 {
+    (peak_rate * Duration::from_secs(1).as_secs_f64())
+        .ceil()
+        .clamp(64.0, 1000.0) as u64
+}
