@@ -287,3 +287,17 @@ fn ctrl_c_keeps_the_report_and_exits_130() {
     assert_eq!(v["interrupted"], true);
     assert_eq!(v["counts"]["total"], v["latency_ms"]["all"]["count"]);
 }
+
+/// Every scenario shipped in `scenarios/` loads and plans (keeps the examples honest).
+#[test]
+fn every_shipped_scenario_plans() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let args = sdload::cli::RunArgs { scenario: Some(path.clone()), ..Default::default() };
+            if let Err(e) = sdload::plan::Plan::build(&args) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
+}
