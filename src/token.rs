@@ -1,11 +1,10 @@
 //! Reading a token out of a 200 response body: the hot path the benches cover.
 //!
 //! A load generator parses one body per request, so this must cost far less than the request
-//! itself: no allocation, no serde, no UTF-8 pass. A body is taken apart in two ways. The fast
-//! path checks the two usual shapes (`"GUID"` and `"{GUID}"`) at fixed offsets and decodes the
-//! digits in the same pass. Anything it does not accept goes to [`parse_slow`], the readable
-//! grammar, which is the only place an error is chosen: a rejected body costs a little more, but
-//! every body gets exactly one, precise reason.
+//! itself: no allocation, no serde, no UTF-8 pass. Two paths share the work. The fast one checks
+//! the two usual shapes (`"GUID"` and `"{GUID}"`) at fixed offsets and decodes the digits on the
+//! way. Whatever it does not accept goes to `parse_slow`, the readable grammar and the only place
+//! an error is chosen: a rejected body costs a little more, and gets exactly one precise reason.
 
 use std::fmt;
 
@@ -134,13 +133,16 @@ pub fn parse(body: &[u8]) -> Result<Token, TokenError> {
 /// accepts (a unit test checks this), so it cannot make `parse` wrong, only faster.
 #[inline]
 fn parse_fast(s: &[u8]) -> Option<Token> {
-    let (close, s): (&[u8], _) = match s {
-        [b'"', b'{', s @ ..] => (b"}\"", s),
-        [b'"', s @ ..] => (b"\"", s),
+    let (braced, s) = match s {
+        [b'"', b'{', s @ ..] => (true, s),
+        [b'"', s @ ..] => (false, s),
         _ => return None,
     };
     let (guid, s) = s.split_first_chunk::<36>()?;
-    let rest = s.strip_prefix(close)?;
+    let rest = match (braced, s) {
+        (true, [b'}', b'"', rest @ ..]) | (false, [b'"', rest @ ..]) => rest,
+        _ => return None,
+    };
     if !rest.iter().all(|&b| is_whitespace(b)) {
         return None;
     }
@@ -178,52 +180,45 @@ fn parse_slow(s: &[u8]) -> Result<Token, TokenError> {
     decode(guid).map(Token).ok_or_else(|| first_bad_digit(guid))
 }
 
-/// Where each byte of the GUID starts in the 8-4-4-4-12 text.
-const DIGIT_PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-const HYPHENS: [usize; 4] = [8, 13, 18, 23];
-
-/// Hex digit values; `INVALID` (high bit set) for every other byte, so one OR over all the looked
-/// up values tells whether any digit was bad, without a branch per digit.
-const HEX: [u8; 256] = {
-    let mut table = [INVALID; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-const INVALID: u8 = 0xFF;
-
-#[inline]
+/// Decodes the 8-4-4-4-12 text. Plain branch-free arithmetic over the 32 digits rather than a
+/// lookup table: the compiler turns these loops into a few SIMD instructions (SSE2, so any
+/// x86-64), which measured about twice as fast as two table lookups per byte, and the loops stay
+/// correct where it does not.
+#[inline(always)]
 fn decode(g: &[u8; 36]) -> Option<[u8; 16]> {
-    if HYPHENS.iter().any(|&i| g[i] != b'-') {
-        return None;
+    let mut digits = [0u8; 32];
+    digits[..8].copy_from_slice(&g[..8]);
+    digits[8..12].copy_from_slice(&g[9..13]);
+    digits[12..16].copy_from_slice(&g[14..18]);
+    digits[16..20].copy_from_slice(&g[19..23]);
+    digits[20..].copy_from_slice(&g[24..]);
+    let mut bad = false;
+    for d in &mut digits {
+        let decimal = d.wrapping_sub(b'0');
+        let letter = (*d | 0x20).wrapping_sub(b'a'); // `| 0x20` folds A-F onto a-f
+        bad |= (decimal >= 10) & (letter >= 6);
+        *d = if decimal < 10 {
+            decimal
+        } else {
+            letter.wrapping_add(10)
+        }; // junk if bad
     }
     let mut out = [0u8; 16];
-    let mut bad = 0u8;
-    for (byte, &i) in out.iter_mut().zip(&DIGIT_PAIRS) {
-        let (hi, lo) = (HEX[g[i] as usize], HEX[g[i + 1] as usize]);
-        bad |= hi | lo;
-        *byte = (hi << 4) | lo;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (pair[0] << 4) | pair[1];
     }
-    (bad & 0x80 == 0).then_some(out)
+    let hyphens = [g[8], g[13], g[18], g[23]] == [b'-'; 4];
+    (hyphens && !bad).then_some(out)
 }
 
-/// Names the first wrong character of a GUID that `decode` refused.
+/// Names the first wrong character of a GUID that `decode` refused (so there is one).
 fn first_bad_digit(g: &[u8; 36]) -> TokenError {
     g.iter()
         .enumerate()
-        .find_map(|(i, &b)| match (HYPHENS.contains(&i), b) {
+        .find_map(|(i, &b)| match (matches!(i, 8 | 13 | 18 | 23), b) {
             (true, b'-') => None,
             (true, _) | (false, b'-') => Some(TokenError::MisplacedHyphen),
-            (false, b) if HEX[b as usize] == INVALID => Some(TokenError::NonHexDigit),
+            (false, b) if !b.is_ascii_hexdigit() => Some(TokenError::NonHexDigit),
             _ => None,
         })
         .unwrap_or(TokenError::NonHexDigit)
@@ -278,11 +273,21 @@ mod tests {
         }
     }
 
+    /// Every byte value at every place, against uuid's own parser.
     #[test]
-    fn hex_table_matches_std() {
-        for b in 0..=255u8 {
-            let want = (b as char).to_digit(16).map_or(INVALID, |d| d as u8);
-            assert_eq!(HEX[b as usize], want, "byte {b:#04x}");
+    fn decode_agrees_with_uuid_on_every_one_byte_change() {
+        for sample in [
+            *b"6f1c0c3e-0d1b-4a53-9a43-1f1f0b8b5b2c",
+            *b"AbCdEf09-8765-4321-FEDC-ba0123456789",
+        ] {
+            for at in 0..36 {
+                for b in 0..=255 {
+                    let mut g = sample;
+                    g[at] = b;
+                    let want = uuid::Uuid::try_parse_ascii(&g).ok().map(|u| *u.as_bytes());
+                    assert_eq!(decode(&g), want, "{:?}", String::from_utf8_lossy(&g));
+                }
+            }
         }
     }
 }
