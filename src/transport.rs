@@ -6,7 +6,9 @@
 //! and peers-measured.md shows reqwest costing about twice the CPU per request.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -102,7 +104,7 @@ impl Transport {
     pub fn connection(&self) -> Connection {
         Connection {
             shared: self.shared.clone(),
-            sender: None,
+            live: None,
             busy: false,
             body: Vec::new(),
             addr: 0,
@@ -111,10 +113,79 @@ impl Transport {
     }
 }
 
+/// A TCP or TLS stream: one concrete type, so that a connection's future has one type.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type HyperConn = hyper::client::conn::http1::Connection<TokioIo<Stream>, Full<Bytes>>;
+
+/// An open connection: the handle to send on, and hyper's connection future, which this
+/// worker's task drives itself (no separate task: a request never wakes another task).
+struct Live {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Pin<Box<HyperConn>>,
+}
+
 /// One worker's connection. Reconnects when the server closed it, never resends a request.
 pub struct Connection {
     shared: Arc<Shared>,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    live: Option<Live>,
     /// Set while a request is in flight: if the caller dropped the send (timeout, end of run),
     /// the connection is in an unknown state and the next send starts a new one.
     busy: bool,
@@ -129,23 +200,21 @@ impl Connection {
     /// Sends one POST of `body` to the token endpoint and reads the whole response.
     pub async fn send(&mut self, body: &Bytes) -> Result<Response<'_>, Failure> {
         if std::mem::replace(&mut self.busy, true) {
-            self.sender = None;
+            self.live = None;
         }
-        let ready = match self.sender.as_mut() {
-            Some(sender) if !sender.is_closed() => sender.ready().await.is_ok(),
-            _ => false,
+        let ready = match self.live.as_mut() {
+            Some(live) => live.ready().await.is_ok(),
+            None => false,
         };
         if !ready {
             // Nothing was sent on the old connection: connecting anew is not a retry.
-            self.sender = None;
-            let mut sender = self.connect().await?;
-            sender
-                .ready()
-                .await
-                .map_err(|e| Failure::Io(describe_hyper(&e)))?;
-            self.sender = Some(sender);
+            self.live = None;
+            // Boxed: connecting is rare, and its (TLS) state would otherwise make every send's
+            // future kilobytes larger, copied on every request.
+            let mut live = Box::pin(self.connect()).await?;
+            live.ready().await.map_err(Failure::Io)?;
+            self.live = Some(live);
         }
-        let sender = self.sender.as_mut().expect("connected above");
         let shared = &*self.shared;
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
@@ -155,47 +224,62 @@ impl Connection {
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         headers.insert(ACCEPT, APPLICATION_JSON);
 
-        let response = match sender.send_request(request).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.sender = None;
-                return Err(Failure::Io(describe_hyper(&e)));
-            }
-        };
-        let status = response.status().as_u16();
-        let location = if response.status().is_redirection() {
-            response
-                .headers()
-                .get(LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        } else {
-            None
-        };
-        self.body.clear();
-        let mut incoming = response.into_body();
-        while let Some(frame) = incoming.frame().await {
-            match frame {
-                Ok(frame) => {
+        let (result, conn_ended) = {
+            let Live { sender, conn } = self.live.as_mut().expect("connected above");
+            let buf = &mut self.body;
+            let exchange = async {
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| describe_hyper(&e))?;
+                let status = response.status().as_u16();
+                let location = if response.status().is_redirection() {
+                    response
+                        .headers()
+                        .get(LOCATION)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                } else {
+                    None
+                };
+                buf.clear();
+                let mut incoming = response.into_body();
+                while let Some(frame) = incoming.frame().await {
+                    let frame = frame.map_err(|e| describe_hyper(&e))?;
                     if let Some(data) = frame.data_ref() {
-                        let room = MAX_KEPT_BODY.saturating_sub(self.body.len());
-                        self.body.extend_from_slice(&data[..data.len().min(room)]);
+                        let room = MAX_KEPT_BODY.saturating_sub(buf.len());
+                        buf.extend_from_slice(&data[..data.len().min(room)]);
                     }
                 }
-                Err(e) => {
-                    self.sender = None;
-                    return Err(Failure::Io(describe_hyper(&e)));
+                Ok::<_, String>((status, location))
+            };
+            tokio::pin!(exchange);
+            // Both futures run in this task: the exchange, and hyper's connection that does the I/O.
+            tokio::select! {
+                biased;
+                r = &mut exchange => (r, false),
+                _ = conn.as_mut() => (exchange.await, true),
+            }
+        };
+        match result {
+            Ok((status, location)) => {
+                if conn_ended {
+                    self.live = None;
                 }
+                self.busy = false;
+                Ok(Response {
+                    status,
+                    body: &self.body,
+                    location,
+                })
+            }
+            Err(message) => {
+                self.live = None;
+                Err(Failure::Io(message))
             }
         }
-        self.busy = false;
-        Ok(Response {
-            status,
-            body: &self.body,
-            location,
-        })
     }
 
-    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    async fn connect(&mut self) -> Result<Live, Failure> {
         let shared = self.shared.clone();
         let n = shared.addrs.len();
         let mut errors = Vec::new();
@@ -221,32 +305,43 @@ impl Connection {
             self.addr = index;
             self.connects += 1;
             let _ = stream.set_nodelay(true);
-            return match &shared.tls {
-                None => handshake(stream).await,
+            let stream = match &shared.tls {
+                None => Stream::Plain(stream),
                 Some((connector, name)) => match connector.connect(name.clone(), stream).await {
-                    Ok(tls) => handshake(tls).await,
-                    Err(e) => Err(Failure::Connect(format!(
-                        "{addr}: TLS: {}",
-                        describe_tls(&e)
-                    ))),
+                    Ok(tls) => Stream::Tls(Box::new(tls)),
+                    Err(e) => {
+                        return Err(Failure::Connect(format!(
+                            "{addr}: TLS: {}",
+                            describe_tls(&e)
+                        )))
+                    }
                 },
             };
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| Failure::Connect(describe_hyper(&e)))?;
+            return Ok(Live {
+                sender,
+                conn: Box::pin(conn),
+            });
         }
         Err(Failure::Connect(errors.join("; ")))
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failure>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::Connect(describe_hyper(&e)))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+impl Live {
+    /// Waits until the connection can take a request, driving it meanwhile; an error when it
+    /// closed (the server ended a keep-alive connection, or sent `Connection: close`).
+    async fn ready(&mut self) -> Result<(), String> {
+        if self.sender.is_closed() {
+            return Err("connection closed".into());
+        }
+        tokio::select! {
+            biased;
+            r = self.sender.ready() => r.map_err(|e| describe_hyper(&e)),
+            _ = self.conn.as_mut() => Err("connection closed".into()),
+        }
+    }
 }
 
 fn describe_io(e: &std::io::Error) -> String {

@@ -294,7 +294,10 @@ fn every_shipped_scenario_plans() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let args = sdload::cli::RunArgs { scenario: Some(path.clone()), ..Default::default() };
+            let args = sdload::cli::RunArgs {
+                scenario: Some(path.clone()),
+                ..Default::default()
+            };
             if let Err(e) = sdload::plan::Plan::build(&args) {
                 panic!("{}: {e}", path.display());
             }

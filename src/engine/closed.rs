@@ -24,11 +24,16 @@ pub(super) async fn run(
     let staged = workers.stages().len() > 1 || workers.stages().iter().any(|s| s.from != s.to);
     let mut set = JoinSet::new();
     let mut hard_stops = Vec::new();
+    let mut pool = super::pool::Pool::new(super::pool::Pool::default_threads())
+        .expect("cannot start the load threads");
     for w in 0..count {
         let (tx, rx) = oneshot::channel();
         hard_stops.push(tx);
         let profile = staged.then(|| workers.clone());
-        set.spawn(worker(shared.clone(), w, profile, intervals.clone(), rx));
+        pool.spawn(
+            &mut set,
+            worker(shared.clone(), w, profile, intervals.clone(), rx),
+        );
     }
     drop(intervals);
 

@@ -11,6 +11,7 @@
 
 mod closed;
 mod open;
+mod pool;
 pub use open::default_max_in_flight;
 pub mod timetable;
 
