@@ -30,5 +30,6 @@ pub mod report;
 pub mod scenario;
 pub mod secrets;
 pub mod target;
+pub mod thresholds;
 pub mod token;
 pub mod transport;
