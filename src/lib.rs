@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod credentials;
 pub mod duration;
 pub mod engine;
