@@ -51,12 +51,13 @@ Credentials files are CSV: username,password (header optional, UTF-8 with or wit
 Wrong passwords are only sent to decoy users (--decoy-users), or to the good users with
 --lockout-test, so that a server with account lockout does not lock out the test's own users.
 
-Thresholds decide the exit code (1 when one fails): --threshold 'p99 < 250ms' --threshold 'error < 1%'
-  latency (ms, s, us): p50 p95 p99 p99.9 min mean max, overall or per outcome: token_issued.p95
+Thresholds decide the exit code (1 when one fails), e.g. --threshold 'p99 < 250ms':
+  latency (ms, s, us): p50 p95 p99 p99.9 min mean max; per outcome: token_issued.p95
   rates (1% or 0.01): error forbidden forbidden_good forbidden_bad
-  counts: bad_accepted false_403 invalid_token nil_token timeout ... status_429    throughput_rps
-Unless --no-default-thresholds, bad_accepted == 0 and invalid_token == 0 apply too (a threshold
-on the same metric replaces its default). --threshold replaces the scenario's `thresholds`.";
+  counts: bad_accepted false_403 invalid_token nil_token timeout ... status_429
+  throughput: throughput_rps
+Unless --no-default-thresholds, bad_accepted == 0 and invalid_token == 0 apply too (a
+threshold on the same metric replaces its default). --threshold replaces the scenario's list.";
 
 /// Every flag here has a scenario key of the same name (dashes become underscores); the flag wins.
 #[derive(Args, Debug, Default, Clone)]
