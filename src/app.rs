@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, RunArgs};
+use crate::cli::{Cli, Command, CompareArgs, Format, ReportArgs, RunArgs};
+use crate::compare;
 use crate::credentials::{Credential, Mix};
 use crate::engine::{self, Setup};
 use crate::exit;
@@ -20,6 +21,7 @@ use crate::progress::{self, Goal, Mode};
 use crate::report::{Report, RunInfo, Settings};
 use crate::secrets::Redactor;
 use crate::target::Target;
+use crate::thresholds;
 use crate::transport::Transport;
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -42,6 +44,8 @@ pub fn main(cli: Cli) -> ExitCode {
                 exit::USAGE
             }
         },
+        Command::Compare(args) => compare_main(&args),
+        Command::Report(args) => report_main(&args),
     };
     // Connection tasks of an interrupted run may still be parked: do not wait for them.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -216,23 +220,45 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         &Redactor::new(plan.good.iter().chain(&plan.decoys)),
     );
 
+    report.thresholds = thresholds::evaluate(&report, &plan.thresholds);
+
     if !plan.quiet {
-        let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        print!("{}", export::text::render(&report, Style { color }));
+        print!(
+            "{}",
+            export::text::render(&report, Style { color: color() })
+        );
     }
-    if let Some(path) = &plan.json {
-        export::write_atomically(path, &export::json::render(&report)).map_err(|e| {
-            Fail(
-                exit::TOOL_FAILURE,
-                format!("cannot write the JSON report {}: {e}", path.display()),
-            )
-        })?;
+    let outputs: [(&Option<std::path::PathBuf>, &str, Render); 3] = [
+        (&plan.json, "JSON report", export::json::render),
+        (&plan.junit, "JUnit report", |r| {
+            export::junit::render(r).into_bytes()
+        }),
+        (&plan.markdown, "Markdown summary", |r| {
+            export::markdown::render(r).into_bytes()
+        }),
+    ];
+    for (path, what, render) in outputs {
+        if let Some(path) = path {
+            export::write_atomically(path, &render(&report)).map_err(|e| {
+                Fail(
+                    exit::TOOL_FAILURE,
+                    format!("cannot write the {what} {}: {e}", path.display()),
+                )
+            })?;
+        }
     }
 
-    let code = if report.interrupted {
-        exit::INTERRUPTED
-    } else if report.unreachable() {
+    // Failed thresholds go to stderr too (even with --quiet): the CI log says why it failed.
+    for t in report.thresholds.iter().filter(|t| !t.passed) {
+        eprintln!(
+            "threshold failed: {} (observed {}){}",
+            thresholds::label(t),
+            thresholds::format_observed(t),
+            if t.default { " [default]" } else { "" }
+        );
+    }
+    let code = exit::of_report(&report);
+    if code == exit::UNREACHABLE {
         let why = report
             .problems
             .get("connect_error")
@@ -241,11 +267,76 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         eprintln!(
             "error: the target could not be reached: every request failed to connect ({why})"
         );
-        exit::UNREACHABLE
-    } else {
-        exit::OK
-    };
+    }
     Ok(Ran { report, code })
+}
+
+type Render = fn(&Report) -> Vec<u8>;
+
+/// Colour on stdout: a terminal, and `NO_COLOR` unset or empty.
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `sdload compare`: exit 1 on a regression, 2 on a file that is not a report.
+fn compare_main(args: &CompareArgs) -> u8 {
+    let read = |p: &std::path::Path| export::json::read(p);
+    let (base, cur) = match (read(&args.baseline), read(&args.current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let options = compare::Options {
+        max_regression: args.max_regression,
+        min_delta_ms: args.min_delta.as_secs_f64() * 1000.0,
+    };
+    match compare::compare(&base, &cur, &options) {
+        Ok(c) => {
+            print!(
+                "{}",
+                compare::render(
+                    &c,
+                    &args.baseline.display().to_string(),
+                    &args.current.display().to_string()
+                )
+            );
+            c.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+    }
+}
+
+/// `sdload report`: a saved report printed again, byte for byte as `run` printed or wrote it.
+fn report_main(args: &ReportArgs) -> u8 {
+    let report = match export::json::read(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let out = match args.format {
+        Format::Text => export::text::render(&report, Style { color: color() }).into_bytes(),
+        Format::Markdown => export::markdown::render(&report).into_bytes(),
+        Format::Json => export::json::render(&report),
+        Format::Junit => export::junit::render(&report).into_bytes(),
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&out).and_then(|_| stdout.flush()) {
+        Ok(()) => exit::OK,
+        // A closed pipe (`| head`) is not a failure worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            exit::TOOL_FAILURE
+        }
+    }
 }
 
 fn settings(plan: &Plan) -> Settings {

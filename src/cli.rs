@@ -19,7 +19,8 @@ Every request ends in exactly one outcome (token_issued, expected_403, false_403
 invalid_token, other_status, timeout, connect_error, io_error, unfinished), with latency histograms \
 per outcome and 403 rates per credential kind.",
     after_help = "Exit codes: 0 ran and every threshold held; 1 a threshold failed; 2 bad usage, scenario or \
-credentials file; 3 the target could not be reached at all; 4 the tool itself failed; 130 interrupted."
+credentials file; 3 the target could not be reached at all; 4 the tool itself failed; 130 interrupted. \
+When several apply: 130, then 3, then 1."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -32,6 +33,10 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run the mock ServiceDesk token endpoint
     Serve(crate::mock_server::ServeArgs),
+    /// Compare a JSON report with a baseline: exit 1 when something regressed beyond the margin
+    Compare(CompareArgs),
+    /// Print a saved JSON report again, as text (what `run` printed), Markdown, JSON or JUnit
+    Report(ReportArgs),
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -46,7 +51,15 @@ Examples:
 
 Credentials files are CSV: username,password (header optional, UTF-8 with or without BOM).
 Wrong passwords are only sent to decoy users (--decoy-users), or to the good users with
---lockout-test, so that a server with account lockout does not lock out the test's own users.";
+--lockout-test, so that a server with account lockout does not lock out the test's own users.
+
+Thresholds decide the exit code (1 when one fails), e.g. --threshold 'p99 < 250ms':
+  latency (ms, s, us): p50 p95 p99 p99.9 min mean max; per outcome: token_issued.p95
+  rates (1% or 0.01): error forbidden forbidden_good forbidden_bad
+  counts: bad_accepted false_403 invalid_token nil_token timeout ... status_429
+  throughput: throughput_rps
+Unless --no-default-thresholds, bad_accepted == 0 and invalid_token == 0 apply too (a
+threshold on the same metric replaces its default). --threshold replaces the scenario's list.";
 
 /// Every flag here has a scenario key of the same name (dashes become underscores); the flag wins.
 #[derive(Args, Debug, Default, Clone)]
@@ -138,4 +151,75 @@ pub struct RunArgs {
     /// Print nothing but errors (no progress, no report on stdout)
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// A pass/fail condition, repeatable: 'p99 < 250ms', 'error < 1%', 'bad_accepted == 0'
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub threshold: Vec<String>,
+
+    /// Leave out the default thresholds (bad_accepted == 0, invalid_token == 0)
+    #[arg(long)]
+    pub no_default_thresholds: bool,
+
+    /// Write JUnit XML (one test case per threshold) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write a Markdown summary (for a CI job summary) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+/// The formats a saved report can be printed in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+    Junit,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// A JSON report written by `sdload run --json`
+    pub file: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "\
+A latency percentile is judged only when both runs hold at least 100 samples beyond it (p50: 200
+samples, p95: 2,000, p99: 10,000); otherwise it says \"not enough data\". Rates are judged by a
+two-proportion test (z >= 3) as well as the margin, so that noise does not fail a build.
+Exit codes: 0 no regression, 1 a regression beyond the margin, 2 a file that is not a report.")]
+pub struct CompareArgs {
+    /// The reference report (JSON)
+    pub baseline: PathBuf,
+
+    /// The report to judge (JSON)
+    pub current: PathBuf,
+
+    /// How much worse a figure may get before it counts as a regression: 10% or 0.1
+    #[arg(long, value_name = "SHARE", default_value = "10%", value_parser = parse_share)]
+    pub max_regression: f64,
+
+    /// Latency changes smaller than this are never a regression (timer noise)
+    #[arg(long, value_name = "D", default_value = "1ms", value_parser = duration::parse_arg)]
+    pub min_delta: Duration,
+}
+
+/// `10%` or `0.1`, at least 0.
+pub fn parse_share(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / scale),
+        _ => Err(format!("`{text}` is not a share: write e.g. 10% or 0.1")),
+    }
 }

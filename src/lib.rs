@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod credentials;
 pub mod duration;
 pub mod engine;
@@ -30,5 +31,6 @@ pub mod report;
 pub mod scenario;
 pub mod secrets;
 pub mod target;
+pub mod thresholds;
 pub mod token;
 pub mod transport;

@@ -15,6 +15,7 @@ use crate::engine::Load;
 use crate::outcome::CredKind;
 use crate::scenario::{self, Scenario, Source};
 use crate::target::{Target, DEFAULT_TOKEN_PATH};
+use crate::thresholds::Threshold;
 
 /// A validated run: nothing here can be out of range.
 #[derive(Debug, Clone)]
@@ -45,6 +46,10 @@ pub struct Plan {
     pub quiet: bool,
     /// Things the user should know about the plan (printed, and kept in the report).
     pub notes: Vec<String>,
+    /// Given thresholds (flags, else the scenario's), then the defaults left beside them.
+    pub thresholds: Vec<Threshold>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -605,6 +610,23 @@ impl Plan {
             From::Flag(_) => p,
             From::Key(..) => relative(src, &p.to_string_lossy()),
         });
+        let thresholds = thresholds(args, sc, src)?;
+        let output = |flag: &Option<PathBuf>, name: &'static str, key: &Option<Spanned<String>>| {
+            pick(
+                flag.clone(),
+                name,
+                &key.as_ref()
+                    .map(|s| Spanned::new(s.span(), PathBuf::from(s.get_ref()))),
+                name,
+                src,
+            )
+            .map(|(p, from)| match from {
+                From::Flag(_) => p,
+                From::Key(..) => relative(src, &p.to_string_lossy()),
+            })
+        };
+        let junit = output(&args.junit, "junit", &sc.junit);
+        let markdown = output(&args.markdown, "markdown", &sc.markdown);
         let quiet = args.quiet || sc.quiet.as_ref().is_some_and(|v| *v.get_ref());
         let progress =
             !(quiet || args.no_progress || sc.no_progress.as_ref().is_some_and(|v| *v.get_ref()));
@@ -631,6 +653,9 @@ impl Plan {
             progress,
             quiet,
             notes,
+            thresholds,
+            junit,
+            markdown,
         })
     }
 
@@ -641,6 +666,44 @@ impl Plan {
             .zip(self.bad_weights)
             .filter(|(_, w)| *w > 0)
     }
+}
+
+/// `--threshold` flags (they replace the scenario's list), else the scenario's `thresholds`;
+/// then the defaults, unless turned off, that no given threshold on the same metric replaces.
+fn thresholds(args: &RunArgs, sc: &Scenario, src: &Source) -> Result<Vec<Threshold>, PlanError> {
+    let mut given = Vec::new();
+    if !args.threshold.is_empty() {
+        for expr in &args.threshold {
+            given.push(Threshold::parse(expr).map_err(|e| From::Flag("threshold").error(e))?);
+        }
+    } else if let Some(list) = &sc.thresholds {
+        for (name, expr) in &list.get_ref().0 {
+            let t = Threshold::parse(expr.get_ref()).map_err(|e| {
+                let key = name
+                    .as_ref()
+                    .map_or("thresholds".to_owned(), |n| format!("thresholds.{n}"));
+                PlanError::Invalid(format!(
+                    "{}:{}: {key}: {e}",
+                    src.path.display(),
+                    src.line_of(expr.span().start)
+                ))
+            })?;
+            given.push(Threshold {
+                name: name.clone(),
+                ..t
+            });
+        }
+    }
+    let no_defaults = args.no_default_thresholds
+        || sc
+            .no_default_thresholds
+            .as_ref()
+            .is_some_and(|v| *v.get_ref());
+    if !no_defaults {
+        let defaults = crate::thresholds::defaults_beside(&given);
+        given.extend(defaults);
+    }
+    Ok(given)
 }
 
 #[cfg(test)]
@@ -861,6 +924,97 @@ mod tests {
         assert!(parse_ramp("0:1.5:1s")
             .unwrap_err()
             .contains("whole numbers"));
+    }
+
+    #[test]
+    fn thresholds_from_flags_scenario_and_defaults() {
+        let exprs = |p: &Plan| {
+            p.thresholds
+                .iter()
+                .map(|t| t.expr.clone())
+                .collect::<Vec<_>>()
+        };
+        // None given: the defaults.
+        let p = plan(&RunArgs::default(), "").unwrap();
+        assert_eq!(exprs(&p), ["bad_accepted == 0", "invalid_token == 0"]);
+        assert!(p.thresholds.iter().all(|t| t.default));
+        // A list in the scenario; a threshold on a default's metric replaces that default.
+        let p = plan(
+            &RunArgs::default(),
+            "thresholds = [\"p99 < 250ms\", \"invalid_token <= 2\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            exprs(&p),
+            ["p99 < 250ms", "invalid_token <= 2", "bad_accepted == 0"]
+        );
+        // A table: its keys name the thresholds, in the file's order.
+        let p = plan(
+            &RunArgs::default(),
+            "no_default_thresholds = true\n[thresholds]\nz_latency = \"p99 < 1s\"\nerrors = \"error < 1%\"\n",
+        )
+        .unwrap();
+        assert_eq!(exprs(&p), ["p99 < 1s", "error < 1%"]);
+        assert_eq!(p.thresholds[0].name.as_deref(), Some("z_latency"));
+        // Flags replace the scenario's list.
+        let args = RunArgs {
+            threshold: vec!["error < 5%".into()],
+            no_default_thresholds: true,
+            ..Default::default()
+        };
+        let p = plan(&args, "thresholds = [\"p99 < 250ms\"]\n").unwrap();
+        assert_eq!(exprs(&p), ["error < 5%"]);
+    }
+
+    #[test]
+    fn malformed_thresholds_name_the_flag_or_the_file_line_and_key() {
+        let args = RunArgs {
+            threshold: vec!["p99 < 250".into()],
+            ..Default::default()
+        };
+        let err = plan(&args, "").unwrap_err().to_string();
+        assert!(
+            err.starts_with("--threshold: a latency needs a unit: write 250ms"),
+            "{err}"
+        );
+        assert!(err.contains("\n    p99 < 250\n             ^"), "{err}");
+        let err = plan(
+            &RunArgs::default(),
+            "concurrency = 2\nthresholds = [\n  \"p99 < 1s\",\n  \"p99x < 1s\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("sc/s.toml:4: thresholds: unknown metric `p99x`"),
+            "{err}"
+        );
+        assert!(err.contains("valid metrics:"), "{err}");
+        let err = plan(&RunArgs::default(), "[thresholds]\nfast = \"p99 <\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("sc/s.toml:2: thresholds.fast: expected a value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn report_outputs_are_relative_to_the_scenario() {
+        let p = plan(
+            &RunArgs::default(),
+            "junit = \"out/j.xml\"\nmarkdown = \"s.md\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.junit, Some(PathBuf::from("sc/out/j.xml")));
+        assert_eq!(p.markdown, Some(PathBuf::from("sc/s.md")));
+        let args = RunArgs {
+            markdown: Some("x.md".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&args, "markdown = \"s.md\"\n").unwrap().markdown,
+            Some(PathBuf::from("x.md"))
+        );
     }
 
     #[test]

@@ -164,8 +164,27 @@ pub struct StageInfo {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
     pub expr: String,
+    /// In `unit`; `null` when there was no data (which fails the threshold).
     pub observed: Option<f64>,
     pub passed: bool,
+    /// The canonical metric name (`p99`, `token_issued.p95`, `error`, `bad_accepted`).
+    #[serde(default)]
+    pub metric: String,
+    /// `<`, `<=`, `>`, `>=` or `==`.
+    #[serde(default)]
+    pub op: String,
+    /// The limit, in `unit`.
+    #[serde(default)]
+    pub limit: Option<f64>,
+    /// `ms`, `ratio` (a share in 0..1), `count` or `rps`.
+    #[serde(default)]
+    pub unit: String,
+    /// The scenario's name for it (a `[thresholds]` table key).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A default threshold (`bad_accepted == 0`, `invalid_token == 0`).
+    #[serde(default)]
+    pub default: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -47,6 +47,56 @@ pub struct Scenario {
     pub users: Vec<Spanned<ScenarioUser>>,
     /// The embedded mock server used when no target is given.
     pub embedded: Option<Embedded>,
+    /// Pass/fail conditions (`--threshold`): a list, or a `[thresholds]` table of `name = "expr"`.
+    pub thresholds: Option<Spanned<Thresholds>>,
+    pub no_default_thresholds: S<bool>,
+    pub junit: S<String>,
+    pub markdown: S<String>,
+}
+
+/// `thresholds = ["p99 < 250ms", "error < 1%"]`, or a table whose keys name them:
+///
+/// ```toml
+/// [thresholds]
+/// login_latency = "token_issued.p99 < 250ms"
+/// errors = "error < 1%"
+/// ```
+#[derive(Debug, Default)]
+pub struct Thresholds(pub Vec<(Option<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for Thresholds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Thresholds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of threshold strings, or a table of name = \"threshold\"")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Thresholds, A::Error> {
+                let mut out = Vec::new();
+                while let Some(expr) = seq.next_element::<Spanned<String>>()? {
+                    out.push((None, expr));
+                }
+                Ok(Thresholds(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Thresholds, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    out.push((Some(name), map.next_value::<Spanned<String>>()?));
+                }
+                // In the file's order (a table may come back sorted by key).
+                out.sort_by_key(|(_, expr)| expr.span().start);
+                Ok(Thresholds(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// One stage: a duration and a target, `rate` (open model) or `workers` (closed model).

@@ -1,6 +1,8 @@
 //! Exporters: `Report` → bytes, one file per format. Writing files happens once, here.
 
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use std::path::Path;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::outcome::Outcome;
 use crate::report::{LatencySummary, Report};
+use crate::thresholds;
 
 /// Colours are decided once by the caller (terminal, `NO_COLOR`), never here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,18 +346,33 @@ pub fn render(r: &Report, style: Style) -> String {
         }
     }
     if !r.thresholds.is_empty() {
-        let _ = writeln!(o, "\n{}", s.bold("Thresholds"));
-        for t in &r.thresholds {
-            let observed = t
-                .observed
-                .map(|v| format!("{v}"))
-                .unwrap_or_else(|| "no data".into());
+        let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+        let verdict = if failed == 0 {
+            format!("all {} passed", r.thresholds.len())
+        } else {
+            s.bad(&format!("{failed} of {} failed", r.thresholds.len()))
+        };
+        let _ = writeln!(o, "\n{}  {verdict}", s.bold("Thresholds"));
+        let labels: Vec<String> = r.thresholds.iter().map(thresholds::label).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        for (t, label) in r.thresholds.iter().zip(&labels) {
             let verdict = if t.passed {
                 "PASS".to_owned()
             } else {
                 s.bad("FAIL")
             };
-            let _ = writeln!(o, "  {verdict}  {}   (observed {observed})", t.expr);
+            let pad = " ".repeat(width - label.chars().count());
+            let default = if t.default {
+                s.dim("   (default)")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "  {verdict}  {label}{pad}   {}{}",
+                thresholds::format_observed(t),
+                default
+            );
         }
     }
     if !r.warnings.is_empty() {
