@@ -5,44 +5,37 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::pool::Pool;
 use super::timetable::Profile;
 use super::{Collected, End, Job, Shared, Timers, Worker};
-use crate::recorder::{Interval, Recorder};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
     workers: Profile,
-    intervals: mpsc::UnboundedSender<Interval>,
+    pool: &mut Pool,
     cancel: CancellationToken,
 ) -> Collected {
     let count = workers.peak().ceil().max(1.0) as u64;
     let staged = workers.stages().len() > 1 || workers.stages().iter().any(|s| s.from != s.to);
     let mut set = JoinSet::new();
     let mut hard_stops = Vec::new();
-    let mut pool = super::pool::Pool::new(super::pool::Pool::default_threads())
-        .expect("cannot start the load threads");
     for w in 0..count {
         let (tx, rx) = oneshot::channel();
         hard_stops.push(tx);
         let profile = staged.then(|| workers.clone());
-        pool.spawn(
-            &mut set,
-            worker(shared.clone(), w, profile, intervals.clone(), rx),
-        );
+        pool.spawn(&mut set, worker(shared.clone(), w, profile, rx));
     }
-    drop(intervals);
 
-    let mut recorder = Recorder::new();
     let mut connections = 0;
-    let mut collect = |r: Result<(Recorder, u64), tokio::task::JoinError>| {
-        let (worker_recorder, connects) = r.expect("a worker panicked");
-        recorder.merge(&worker_recorder);
-        connections += connects;
+    let mut collect = |r: Result<u64, tokio::task::JoinError>| {
+        // A worker that panicked lost only its connection count; its records are in the
+        // thread's recorder.
+        connections += r.unwrap_or(0);
     };
 
     // Phase 1: until the end of the duration, the last request, or Ctrl-C.
@@ -74,7 +67,6 @@ pub(super) async fn run(
         }
     }
     Collected {
-        recorder,
         connections,
         end,
         scheduled: 0,
@@ -86,11 +78,10 @@ async fn worker(
     shared: Arc<Shared>,
     w: u64,
     stages: Option<Profile>,
-    intervals: mpsc::UnboundedSender<Interval>,
     mut hard_stop: oneshot::Receiver<()>,
-) -> (Recorder, u64) {
+) -> u64 {
     let setup = &shared.setup;
-    let mut worker = Worker::new(&setup.transport, intervals, false);
+    let mut worker = Worker::new(&setup.transport, false);
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             break;

@@ -107,9 +107,8 @@ enum End {
     GaveUp,
 }
 
-/// What the model's runner hands back.
+/// What the model's runner hands back (the recording is in the pool's threads).
 struct Collected {
-    recorder: Recorder,
     connections: u64,
     end: End,
     scheduled: u64,
@@ -137,8 +136,29 @@ pub async fn run(
         end_at,
         setup,
     });
+    let mut pool = match pool::Pool::new(&intervals) {
+        Ok(pool) => pool,
+        Err(e) => {
+            // Without threads nothing can run; the report says so rather than panicking.
+            let mut recorder = Recorder::new();
+            recorder.note_failure(Outcome::ConnectError, || {
+                format!("cannot start the load threads: {e}")
+            });
+            return Finished {
+                recorder,
+                started_at,
+                measured: Duration::ZERO,
+                interrupted: false,
+                gave_up: true,
+                connections: 0,
+                scheduled: 0,
+                not_sent: 0,
+            };
+        }
+    };
+    drop(intervals);
     let collected = match shared.setup.load.clone() {
-        Load::Closed { workers } => closed::run(shared.clone(), workers, intervals, cancel).await,
+        Load::Closed { workers } => closed::run(shared.clone(), workers, &mut pool, cancel).await,
         Load::Open {
             rate,
             arrivals,
@@ -149,14 +169,16 @@ pub async fn run(
                 rate,
                 arrivals,
                 max_in_flight,
-                intervals,
+                &mut pool,
                 cancel,
             )
             .await
         }
     };
+    let recorder = pool.collect().await;
+    drop(pool);
     Finished {
-        recorder: collected.recorder,
+        recorder,
         started_at,
         measured: Instant::now().saturating_duration_since(warm_until),
         interrupted: matches!(collected.end, End::Interrupted),
@@ -209,12 +231,10 @@ struct Job {
     warm: bool,
 }
 
-/// One worker's connection and records; owned by one task, shared with nobody.
+/// One worker's connection; owned by one task, shared with nobody. It records into its
+/// thread's recorder (`pool::with_recorder`).
 struct Worker {
     conn: Connection,
-    recorder: Recorder,
-    interval: Option<Interval>,
-    intervals: mpsc::UnboundedSender<Interval>,
     /// Open model: latency runs from the schedule and service time is recorded apart.
     open: bool,
     answered: bool,
@@ -222,16 +242,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(
-        transport: &Transport,
-        intervals: mpsc::UnboundedSender<Interval>,
-        open: bool,
-    ) -> Worker {
+    fn new(transport: &Transport, open: bool) -> Worker {
         Worker {
             conn: transport.connection(),
-            recorder: Recorder::new(),
-            interval: None,
-            intervals,
             open,
             answered: false,
             connect_failed: false,
@@ -296,25 +309,6 @@ impl Worker {
         };
         let latency_us = (end - from).as_micros() as u64;
         let service_us = self.open.then(|| (end - start).as_micros() as u64);
-        let recorder = &mut self.recorder;
-        recorder.record(&Record {
-            kind,
-            classified,
-            status,
-            latency_us,
-            service_us,
-            body,
-        });
-        match (outcome, failure) {
-            (_, Some(m)) => recorder.note_failure(outcome, || m.clone()),
-            (Outcome::Timeout, _) => recorder.note_failure(outcome, || {
-                format!("no complete response within {:?}", setup.timeout)
-            }),
-            _ => {}
-        }
-        if let Some(location) = location {
-            recorder.note_redirect(location);
-        }
         // The timeline counts a request in the second it started (in the open model, the
         // second it was scheduled), so a second's count is what was offered then.
         let second = job
@@ -322,20 +316,32 @@ impl Worker {
             .max(shared.warm_until)
             .saturating_duration_since(shared.warm_until)
             .as_secs() as u32;
-        if self.interval.as_ref().is_some_and(|i| i.second != second) {
-            let _ = self.intervals.send(self.interval.take().expect("checked"));
-        }
-        self.interval
-            .get_or_insert_with(|| Interval::new(second))
-            .record(outcome, status, latency_us);
+        pool::with_recorder(second, |recorder, interval| {
+            recorder.record(&Record {
+                kind,
+                classified,
+                status,
+                latency_us,
+                service_us,
+                body,
+            });
+            match (outcome, failure) {
+                (_, Some(m)) => recorder.note_failure(outcome, || m.clone()),
+                (Outcome::Timeout, _) => recorder.note_failure(outcome, || {
+                    format!("no complete response within {:?}", setup.timeout)
+                }),
+                _ => {}
+            }
+            if let Some(location) = location {
+                recorder.note_redirect(location);
+            }
+            interval.record(outcome, status, latency_us);
+        });
         sent.is_some()
     }
 
-    /// Hands over what the worker recorded.
-    fn finish(mut self) -> (Recorder, u64) {
-        if let Some(i) = self.interval.take() {
-            let _ = self.intervals.send(i);
-        }
-        (self.recorder, self.conn.connects)
+    /// How many connections the worker opened.
+    fn finish(self) -> u64 {
+        self.conn.connects
     }
 }

@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::pool::Pool;
 use super::timetable::{Arrivals, Profile, Timetable};
 use super::{Collected, End, Job, Shared, Timers, Worker};
-use crate::recorder::{Interval, Recorder};
 
 /// The warm-up's timetable (at the starting rate), then the measured one.
 struct Schedule {
@@ -61,7 +61,7 @@ pub(super) async fn run(
     rate: Profile,
     arrivals: Arrivals,
     max_in_flight: u64,
-    intervals: mpsc::UnboundedSender<Interval>,
+    pool: &mut Pool,
     cancel: CancellationToken,
 ) -> Collected {
     let setup = &shared.setup;
@@ -102,14 +102,10 @@ pub(super) async fn run(
                     slots.push(tx);
                     hard_stops.push(stop_tx);
                     let id = slots.len() - 1;
-                    set.spawn(slot(
-                        shared.clone(),
-                        id,
-                        rx,
-                        done_tx.clone(),
-                        intervals.clone(),
-                        stop_rx,
-                    ));
+                    pool.spawn(
+                        &mut set,
+                        slot(shared.clone(), id, rx, done_tx.clone(), stop_rx),
+                    );
                     id
                 }
                 None => break,
@@ -153,19 +149,13 @@ pub(super) async fn run(
     // request); requests in flight get the grace period.
     shared.stop.store(true, Ordering::Relaxed);
     drop(slots);
-    drop(intervals);
-    let mut recorder = Recorder::new();
     let mut connections = 0;
     let grace = tokio::time::sleep(setup.grace);
     tokio::pin!(grace);
     loop {
         tokio::select! {
             r = set.join_next() => match r {
-                Some(r) => {
-                    let (worker_recorder, connects) = r.expect("a connection slot panicked");
-                    recorder.merge(&worker_recorder);
-                    connections += connects;
-                }
+                Some(r) => connections += r.unwrap_or(0),
                 None => break,
             },
             _ = &mut grace, if !hard_stops.is_empty() => {
@@ -176,7 +166,6 @@ pub(super) async fn run(
         }
     }
     Collected {
-        recorder,
         connections,
         end,
         scheduled,
@@ -189,10 +178,9 @@ async fn slot(
     id: usize,
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<usize>,
-    intervals: mpsc::UnboundedSender<Interval>,
     mut hard_stop: oneshot::Receiver<()>,
-) -> (Recorder, u64) {
-    let mut worker = Worker::new(&shared.setup.transport, intervals, true);
+) -> u64 {
+    let mut worker = Worker::new(&shared.setup.transport, true);
     while let Some(job) = jobs.recv().await {
         if !worker.serve(&shared, job, &mut hard_stop).await {
             break;
