@@ -20,6 +20,7 @@ mod responses;
 mod routes;
 mod state;
 mod stats;
+mod tls;
 mod tokens;
 mod users;
 
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use routes::STATS_PATH;
 pub use stats::Stats;
+pub use tls::TlsIdentity;
 pub use users::{generate_users, generate_users_seeded};
 
 /// A running mock server. Dropping the handle stops the server too (without waiting for it).
@@ -89,9 +91,18 @@ impl MockServer {
         self.addr
     }
 
+    /// `https` when the server serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The API root with the prefix and a trailing slash, e.g. `http://127.0.0.1:43117/SD.WebAPI/`.
     pub fn url(&self) -> String {
-        format!("http://{}{}/", self.addr, self.prefix)
+        format!("{}://{}{}/", self.scheme(), self.addr, self.prefix)
     }
 
     /// The token endpoint's full URL.
@@ -101,7 +112,7 @@ impl MockServer {
 
     /// The stats endpoint's full URL (at the root, whatever the prefix).
     pub fn stats_url(&self) -> String {
-        format!("http://{}{}", self.addr, STATS_PATH)
+        format!("{}://{}{}", self.scheme(), self.addr, STATS_PATH)
     }
 
     /// The number of distinct user names the server knows.
