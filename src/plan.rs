@@ -42,6 +42,14 @@ pub struct Plan {
     pub quiet: bool,
     /// Things the user should know about the plan (printed, and kept in the report).
     pub notes: Vec<String>,
+    /// TLS certificates are not verified (`--insecure`).
+    pub insecure: bool,
+    /// A private CA to trust instead of the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate chain and key (PEM files).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Follow 307/308 redirects.
+    pub follow_redirects: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -399,7 +407,64 @@ impl Plan {
         let progress =
             !(quiet || args.no_progress || sc.no_progress.as_ref().is_some_and(|v| *v.get_ref()));
 
+        let file = |flag: Option<PathBuf>,
+                    flag_name: &'static str,
+                    key: &Option<Spanned<String>>,
+                    key_name: &'static str| {
+            pick(
+                flag,
+                flag_name,
+                &key.as_ref()
+                    .map(|s| Spanned::new(s.span(), PathBuf::from(s.get_ref()))),
+                key_name,
+                src,
+            )
+            .map(|(p, from)| match from {
+                From::Flag(_) => p,
+                From::Key(..) => relative(src, &p.to_string_lossy()),
+            })
+        };
+        let insecure = args.insecure || sc.insecure.as_ref().is_some_and(|v| *v.get_ref());
+        let ca_cert = file(args.ca_cert.clone(), "ca-cert", &sc.ca_cert, "ca_cert");
+        if insecure && ca_cert.is_some() {
+            return Err(PlanError::Invalid(
+                "--insecure and --ca-cert (or insecure and ca_cert) exclude each other: \
+                 --insecure verifies nothing"
+                    .into(),
+            ));
+        }
+        let client_cert = match (
+            file(
+                args.client_cert.clone(),
+                "client-cert",
+                &sc.client_cert,
+                "client_cert",
+            ),
+            file(
+                args.client_key.clone(),
+                "client-key",
+                &sc.client_key,
+                "client_key",
+            ),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(PlanError::Invalid(
+                    "a client certificate needs both --client-cert and --client-key \
+                     (client_cert and client_key)"
+                        .into(),
+                ))
+            }
+        };
+        let follow_redirects =
+            args.follow_redirects || sc.follow_redirects.as_ref().is_some_and(|v| *v.get_ref());
+
         Ok(Plan {
+            insecure,
+            ca_cert,
+            client_cert,
+            follow_redirects,
             scenario: src.path.clone(),
             target,
             token_path,
