@@ -127,11 +127,13 @@ impl MockServer {
 
     /// Stops accepting, closes idle connections, lets requests in flight finish within the
     /// grace period (then closes their connections), and returns when every connection is closed.
-    pub async fn stop(mut self) {
+    /// Returns the final counts (every request the server saw, to the last).
+    pub async fn stop(mut self) -> Stats {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.stats()
     }
 }
 
