@@ -835,6 +835,19 @@ fn describe_tls(e: &std::io::Error) -> String {
 }
 
 fn describe_hyper(e: &hyper::Error) -> String {
+    // A TLS alert after the handshake (TLS 1.3 servers refuse a client certificate there).
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return format!("TLS: {}", describe_tls(io));
+            }
+        }
+        source = s.source();
+    }
     if e.is_incomplete_message() {
         "connection closed before the response was complete".into()
     } else if e.is_parse() {
