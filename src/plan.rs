@@ -420,19 +420,19 @@ impl Plan {
                 src,
             )
             .map(|(p, from)| match from {
-                From::Flag(_) => p,
-                From::Key(..) => relative(src, &p.to_string_lossy()),
+                From::Flag(_) => (p, from),
+                From::Key(..) => (relative(src, &p.to_string_lossy()), from),
             })
         };
         let insecure = args.insecure || sc.insecure.as_ref().is_some_and(|v| *v.get_ref());
         let ca_cert = file(args.ca_cert.clone(), "ca-cert", &sc.ca_cert, "ca_cert");
-        if insecure && ca_cert.is_some() {
-            return Err(PlanError::Invalid(
-                "--insecure and --ca-cert (or insecure and ca_cert) exclude each other: \
-                 --insecure verifies nothing"
-                    .into(),
+        if let (true, Some((_, from))) = (insecure, &ca_cert) {
+            return Err(from.error(
+                "excludes --insecure (insecure = true): --insecure verifies nothing, \
+                 --ca-cert verifies against a private CA",
             ));
         }
+        let ca_cert = ca_cert.map(|(p, _)| p);
         let client_cert = match (
             file(
                 args.client_cert.clone(),
@@ -447,14 +447,13 @@ impl Plan {
                 "client_key",
             ),
         ) {
-            (Some(cert), Some(key)) => Some((cert, key)),
+            (Some((cert, _)), Some((key, _))) => Some((cert, key)),
             (None, None) => None,
-            _ => {
-                return Err(PlanError::Invalid(
-                    "a client certificate needs both --client-cert and --client-key \
-                     (client_cert and client_key)"
-                        .into(),
-                ))
+            (Some((_, from)), None) => {
+                return Err(from.error("needs a key too (--client-key, client_key)"))
+            }
+            (None, Some((_, from))) => {
+                return Err(from.error("needs a certificate too (--client-cert, client_cert)"))
             }
         };
         let follow_redirects =
