@@ -88,6 +88,7 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
             plan.follow_redirects,
         ),
         &format!("{} workers", plan.concurrency),
+        plan.target.is_none(),
     ) {
         Ok(Some(note)) => say(&format!("note: {note}")),
         Ok(None) => {}

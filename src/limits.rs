@@ -39,8 +39,13 @@ pub fn decide(needed: u64, soft: u64, hard: u64) -> Decision {
 /// Makes sure `needed` descriptors can be opened. `Ok(Some(note))` when a limit was raised,
 /// `Err(message)` naming the limit and how to raise it when it cannot be.
 #[cfg(unix)]
-pub fn ensure_open_files(needed: u64, what: &str) -> Result<Option<String>, String> {
+pub fn ensure_open_files(
+    needed: u64,
+    what: &str,
+    embedded: bool,
+) -> Result<Option<String>, String> {
     use rlimit::Resource;
+    let blocked = |needed, soft, hard, what: &str| blocked_with(needed, soft, hard, what, embedded);
     let (soft, hard) = Resource::NOFILE
         .get()
         .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
@@ -69,11 +74,16 @@ pub fn ensure_open_files(needed: u64, what: &str) -> Result<Option<String>, Stri
 }
 
 #[cfg(not(unix))]
-pub fn ensure_open_files(_needed: u64, _what: &str) -> Result<Option<String>, String> {
+pub fn ensure_open_files(
+    _needed: u64,
+    _what: &str,
+    _embedded: bool,
+) -> Result<Option<String>, String> {
     Ok(None)
 }
 
-fn blocked(needed: u64, soft: u64, hard: u64, what: &str) -> String {
+/// With the embedded server, the hint also says how to halve the need.
+pub fn blocked_with(needed: u64, soft: u64, hard: u64, what: &str, embedded: bool) -> String {
     let which = if hard < needed {
         format!("the hard open-file limit ({hard}) is below that and this user cannot raise it")
     } else {
@@ -82,7 +92,13 @@ fn blocked(needed: u64, soft: u64, hard: u64, what: &str) -> String {
     format!(
         "{what} need about {needed} open files, but {which}: raise it before the run \
          (`ulimit -n {needed}` in the shell, LimitNOFILE={needed} for a systemd service, or \
-         `nofile` in /etc/security/limits.conf), or lower --concurrency"
+         `nofile` in /etc/security/limits.conf), or lower --concurrency{}",
+        if embedded {
+            "; or start the mock server apart (`sdload serve`) and give --target, so that \
+             this process holds one socket per worker instead of two"
+        } else {
+            ""
+        }
     )
 }
 
@@ -107,9 +123,12 @@ mod tests {
 
     #[test]
     fn blocked_message_names_the_limit_and_the_fix() {
-        let m = blocked(1064, 256, 256, "1000 workers");
+        let m = blocked_with(1064, 256, 256, "1000 workers", false);
         assert!(m.contains("hard open-file limit (256)"), "{m}");
         assert!(m.contains("ulimit -n 1064"), "{m}");
         assert!(m.contains("--concurrency"), "{m}");
+        assert!(!m.contains("sdload serve"), "{m}");
+        let m = blocked_with(2064, 1024, 1500, "1000 workers", true);
+        assert!(m.contains("sdload serve"), "{m}");
     }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
 use super::config::{
     parse_latency, parse_rate, parse_reject_status, Config, LatencyRange, TokenFormat,
@@ -275,7 +274,7 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         credentials::write_csv(path, &config.users)
             .with_context(|| format!("{}: cannot write the users file", path.display()))?;
     }
-    let listener = TcpListener::bind(args.listen.as_str())
+    let listener = super::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let faults = describe_faults(&config);

@@ -57,7 +57,7 @@ use state::Shared;
 impl MockServer {
     /// Starts a server on `127.0.0.1` with a free port. It accepts connections once this returns.
     pub async fn start(config: Config) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = bind("127.0.0.1:0").await?;
         Self::start_on(listener, config).await
     }
 
@@ -135,6 +135,36 @@ impl MockServer {
         }
         self.stats()
     }
+}
+
+/// The accept queue's length: thousands of workers connect at once at the start of a run, and
+/// a short queue drops their SYNs (each then waits a second for its retransmission). The
+/// kernel caps it (`net.core.somaxconn`, 4096 on current Linux).
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds a listener with a long accept queue (`LISTEN_BACKLOG`), `SO_REUSEADDR` on (a server
+/// restarted on its port binds again at once), on the first address `addr` resolves to.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the address resolved to nothing",
+        )
+    }))
 }
 
 impl Drop for MockServer {
