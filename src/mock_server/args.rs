@@ -34,9 +34,13 @@ What the server answers:
   415  a token POST whose Content-Type is not application/json or text/json
   500  --error-rate: that share of token POSTs, with an HTML body
   (no answer) --drop-rate: that share of token POSTs has its connection closed
+  (no answer) --never-answer: every token POST waits forever
+  (broken)   --trickle D: the body a byte every D; --truncate-body: half the body, then close;
+             --garbage: bytes that are not HTTP; --close-after-response: Connection: close
 
-The first line on stdout is `listening on http://ADDR/` (the real address, also with port 0).
-Property names are matched in any case (username, Username, USERNAME). Passwords are never printed.
+The first line on stdout is `listening on http://ADDR/` (https:// with TLS; the real address,
+also with port 0). Property names are matched in any case (username, Username, USERNAME).
+Passwords are never printed (--echo-body sends them back in error pages, on purpose).
 Durations: 250ms, 2s, 1m; latencies: 5ms (fixed) or 2ms..20ms (uniform).
 
 Examples:
@@ -45,6 +49,7 @@ Examples:
   sdload serve --listen 127.0.0.1:0 --users users.csv --latency 2ms..20ms --hash-iterations 10000
   sdload serve --latency-fail 5ms --latency-ok 100ms --lockout-after 5 --lockout-for 1m
   sdload serve --pause-every 10s --pause-for 2s --error-rate 0.01 --drop-rate 0.01 --seed 7
+  sdload serve --tls-self-signed --tls-write-cert cert.pem   (then: sdload run --ca-cert cert.pem)
   curl -s http://127.0.0.1:8080/__sdload/stats";
 
 #[derive(clap::Args, Debug, Clone)]
