@@ -89,6 +89,11 @@ async fn server_errors_are_other_status() {
     assert_eq!(r.status_codes.get("500"), Some(&r.counts.total));
     // Keep-alive held: a 500 does not cost a connection.
     assert_eq!(r.connections_opened, 4);
+    // Each new connection's connect time is kept (no TLS on http).
+    assert_eq!(r.connect_ms.count, 4);
+    assert_eq!(r.tls_handshake_ms.count, 0);
+    assert!(r.tls.is_none());
+    assert!(r.histograms.contains_key("connect_ms"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
