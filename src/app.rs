@@ -22,7 +22,7 @@ use crate::report::{Report, RunInfo, Settings};
 use crate::secrets::Redactor;
 use crate::target::Target;
 use crate::thresholds;
-use crate::transport::Transport;
+use crate::transport::{self, ConnectionStats, SetupError, Transport};
 
 pub fn main(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -84,6 +84,27 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         }
     };
 
+    // Enough descriptors for every worker's socket, or a clear message before anything is sent.
+    match crate::limits::ensure_open_files(
+        crate::limits::needed(
+            plan.connections(),
+            plan.target.is_none(),
+            plan.follow_redirects,
+        ),
+        &match plan.concurrency() {
+            Some(c) => format!("{c} workers"),
+            None => format!("{} connections (--max-in-flight)", plan.connections()),
+        },
+        plan.target.is_none(),
+    ) {
+        Ok(Some(note)) => say(&format!("note: {note}")),
+        Ok(None) => {}
+        Err(message) => return Err(Fail(exit::USAGE, message)),
+    }
+    if plan.insecure {
+        say("warning: --insecure: TLS certificates are not verified (anyone in the middle could read the credentials)");
+    }
+
     // No target anywhere: the embedded mock server, with generated users and decoys.
     let mut server = None;
     let target = match plan.target.clone() {
@@ -126,12 +147,23 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
             format!("cannot resolve {}: {e}", target.host),
         )
     })?;
-    let transport = Transport::new(target.clone(), addrs.clone(), plan.timeout).map_err(|e| {
-        Fail(
-            exit::TOOL_FAILURE,
-            format!("cannot set up the HTTP client: {e:#}"),
-        )
-    })?;
+    let options = transport::Options {
+        connect_timeout: plan.timeout,
+        insecure: plan.insecure,
+        ca_cert: plan.ca_cert.clone(),
+        client_cert: plan.client_cert.clone(),
+        follow_redirects: plan.follow_redirects,
+    };
+    let transport =
+        Transport::with_options(target.clone(), addrs.clone(), &options).map_err(|e| match e {
+            SetupError::BadInput(m) => Fail(exit::USAGE, m),
+            SetupError::Other(e) => Fail(
+                exit::TOOL_FAILURE,
+                format!("cannot set up the HTTP client: {e:#}"),
+            ),
+        })?;
+    // The connections hand their timings to the transport when they are dropped.
+    let connections = transport.clone();
     let wrong_targets: Vec<Credential> = if plan.lockout_test {
         plan.decoys.iter().chain(&plan.good).cloned().collect()
     } else {
@@ -208,6 +240,7 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         warnings: Vec::new(),
     };
     let mut report = Report::build(&finished.recorder, &timeline, info);
+    add_connection_stats(&mut report, &connections.stats(), &plan, &target);
     report.warnings = warnings(&plan, &report);
     if finished.gave_up {
         report.warnings.push(format!(
@@ -413,13 +446,69 @@ fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
             ));
         }
     }
-    if r.redirect_location.is_some() {
+    let rd = &r.redirects;
+    if rd.refused_insecure > 0 {
+        w.push(format!(
+            "{} redirects from https to http were refused: the credentials would have travelled in clear text (counted as other_status)",
+            rd.refused_insecure
+        ));
+    }
+    if rd.not_followed > 0 {
+        w.push(format!(
+            "{} redirects with 301/302/303 were not followed: they would have turned the login POST into a GET (counted as other_status)",
+            rd.not_followed
+        ));
+    }
+    if rd.too_many > 0 {
+        w.push(format!(
+            "{} logins were redirected more than {} times (counted as other_status)",
+            rd.too_many,
+            transport::MAX_REDIRECTS
+        ));
+    }
+    if r.redirect_location.is_some() && !rd.follow {
         w.push(
-            "the server answered with a redirect, which is not followed (counted as other_status)"
+            "the server answered with a redirect, which is not followed (counted as other_status; --follow-redirects follows 307/308)"
                 .into(),
         );
     }
+    if r.tls.as_ref().is_some_and(|t| t.insecure) {
+        w.push("--insecure: TLS certificates were not verified".into());
+    }
     w
+}
+
+/// Connection timings, TLS and redirects, from what the connections handed to the transport.
+fn add_connection_stats(report: &mut Report, s: &ConnectionStats, plan: &Plan, target: &Target) {
+    use crate::report::{encode_histogram, summarize, Redirects, TlsInfo};
+    report.connect_ms = summarize(&s.connect_us);
+    report.tls_handshake_ms = summarize(&s.tls_handshake_us);
+    for (name, h) in [
+        ("connect_ms", &s.connect_us),
+        ("tls_handshake_ms", &s.tls_handshake_us),
+    ] {
+        if !h.is_empty() {
+            report
+                .histograms
+                .insert(name.to_owned(), encode_histogram(h));
+        }
+    }
+    if target.scheme == crate::target::Scheme::Https {
+        report.tls = Some(TlsInfo {
+            version: s.tls_version.map(str::to_owned),
+            cipher_suite: s.cipher_suite.map(str::to_owned),
+            insecure: plan.insecure,
+            ca_cert: plan.ca_cert.as_ref().map(|p| p.display().to_string()),
+            client_cert: plan.client_cert.is_some(),
+        });
+    }
+    report.redirects = Redirects {
+        follow: plan.follow_redirects,
+        followed: s.redirects_followed,
+        not_followed: s.redirects_not_followed,
+        refused_insecure: s.redirects_refused_insecure,
+        too_many: s.redirect_loops,
+    };
 }
 
 fn redact(report: &mut Report, redactor: &Redactor) {

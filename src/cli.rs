@@ -152,6 +152,25 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Skip TLS certificate verification (self-signed test servers): warned, and recorded in the report
+    #[arg(long, conflicts_with = "ca_cert")]
+    pub insecure: bool,
+
+    /// Trust the CA certificates of this PEM file (a private CA) instead of the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Client certificate chain (PEM) for servers that ask for one (with --client-key)
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --client-cert
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+
+    /// Follow 307/308 redirects (method and body kept); 301/302/303 and https -> http are reported, not followed
+    #[arg(long)]
+    pub follow_redirects: bool,
     /// A pass/fail condition, repeatable: 'p99 < 250ms', 'error < 1%', 'bad_accepted == 0'
     #[arg(long = "threshold", value_name = "EXPR")]
     pub threshold: Vec<String>,

@@ -130,6 +130,17 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Credential>, Credentia
         };
         let username = text(0, "username")?;
         let password = text(1, "password")?;
+        // A quote left open swallows the lines after it into one field: refuse, rather than
+        // take a run of lines for a password.
+        for (value, field) in [(&username, "username"), (&password, "password")] {
+            if value.contains(['\n', '\r']) {
+                return Err(invalid(
+                    line,
+                    field,
+                    "holds a line break (a quote left open?)".into(),
+                ));
+            }
+        }
         if username.is_empty() {
             return Err(invalid(line, "username", "empty".into()));
         }

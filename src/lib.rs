@@ -22,6 +22,7 @@ pub mod duration;
 pub mod engine;
 pub mod exit;
 pub mod export;
+pub mod limits;
 pub mod mock_server;
 pub mod outcome;
 pub mod plan;

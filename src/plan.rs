@@ -50,6 +50,14 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    /// TLS certificates are not verified (`--insecure`).
+    pub insecure: bool,
+    /// A private CA to trust instead of the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate chain and key (PEM files).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Follow 307/308 redirects.
+    pub follow_redirects: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +341,15 @@ fn load(
 }
 
 impl Plan {
+    /// The most connections the run may hold: the closed model's peak workers, or the open
+    /// model's `max_in_flight`.
+    pub fn connections(&self) -> u64 {
+        match &self.load {
+            Load::Closed { workers } => workers.peak().ceil() as u64,
+            Load::Open { max_in_flight, .. } => *max_in_flight,
+        }
+    }
+
     /// The closed model's peak worker count, or `None` in the open model.
     pub fn concurrency(&self) -> Option<u64> {
         match &self.load {
@@ -631,7 +648,63 @@ impl Plan {
         let progress =
             !(quiet || args.no_progress || sc.no_progress.as_ref().is_some_and(|v| *v.get_ref()));
 
+        let file = |flag: Option<PathBuf>,
+                    flag_name: &'static str,
+                    key: &Option<Spanned<String>>,
+                    key_name: &'static str| {
+            pick(
+                flag,
+                flag_name,
+                &key.as_ref()
+                    .map(|s| Spanned::new(s.span(), PathBuf::from(s.get_ref()))),
+                key_name,
+                src,
+            )
+            .map(|(p, from)| match from {
+                From::Flag(_) => (p, from),
+                From::Key(..) => (relative(src, &p.to_string_lossy()), from),
+            })
+        };
+        let insecure = args.insecure || sc.insecure.as_ref().is_some_and(|v| *v.get_ref());
+        let ca_cert = file(args.ca_cert.clone(), "ca-cert", &sc.ca_cert, "ca_cert");
+        if let (true, Some((_, from))) = (insecure, &ca_cert) {
+            return Err(from.error(
+                "excludes --insecure (insecure = true): --insecure verifies nothing, \
+                 --ca-cert verifies against a private CA",
+            ));
+        }
+        let ca_cert = ca_cert.map(|(p, _)| p);
+        let client_cert = match (
+            file(
+                args.client_cert.clone(),
+                "client-cert",
+                &sc.client_cert,
+                "client_cert",
+            ),
+            file(
+                args.client_key.clone(),
+                "client-key",
+                &sc.client_key,
+                "client_key",
+            ),
+        ) {
+            (Some((cert, _)), Some((key, _))) => Some((cert, key)),
+            (None, None) => None,
+            (Some((_, from)), None) => {
+                return Err(from.error("needs a key too (--client-key, client_key)"))
+            }
+            (None, Some((_, from))) => {
+                return Err(from.error("needs a certificate too (--client-cert, client_cert)"))
+            }
+        };
+        let follow_redirects =
+            args.follow_redirects || sc.follow_redirects.as_ref().is_some_and(|v| *v.get_ref());
+
         Ok(Plan {
+            insecure,
+            ca_cert,
+            client_cert,
+            follow_redirects,
             scenario: src.path.clone(),
             target,
             token_path,

@@ -58,6 +58,45 @@ pub struct Report {
     pub connections_opened: u64,
     pub settings: Settings,
     pub warnings: Vec<String>,
+    /// Time to open a TCP connection, per new connection (warm-up included).
+    #[serde(default)]
+    pub connect_ms: LatencySummary,
+    /// Time to finish the TLS handshake, per new connection (https only).
+    #[serde(default)]
+    pub tls_handshake_ms: LatencySummary,
+    /// The TLS in use; `null` for an http target.
+    #[serde(default)]
+    pub tls: Option<TlsInfo>,
+    /// What became of redirects (`--follow-redirects`).
+    #[serde(default)]
+    pub redirects: Redirects,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The version of the first completed handshake ("TLSv1.3"); `null` when none completed.
+    pub version: Option<String>,
+    pub cipher_suite: Option<String>,
+    /// Certificates were not verified (`--insecure`).
+    pub insecure: bool,
+    /// The private CA trusted instead of the system's roots (`--ca-cert`).
+    pub ca_cert: Option<String>,
+    /// A client certificate was offered (`--client-cert`).
+    pub client_cert: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Redirects {
+    /// `--follow-redirects` was on.
+    pub follow: bool,
+    /// 307/308 hops followed (latency covers every hop).
+    pub followed: u64,
+    /// 301/302/303 not followed: they would have turned the POST into a GET.
+    pub not_followed: u64,
+    /// https -> http redirects refused: the credentials would travel in clear text.
+    pub refused_insecure: u64,
+    /// Chains cut after the most hops followed for one login.
+    pub too_many: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -471,6 +510,10 @@ impl Report {
             connections_opened: info.connections_opened,
             settings: info.settings,
             warnings: info.warnings,
+            connect_ms: LatencySummary::default(),
+            tls_handshake_ms: LatencySummary::default(),
+            tls: None,
+            redirects: Redirects::default(),
         }
     }
 

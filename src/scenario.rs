@@ -47,6 +47,11 @@ pub struct Scenario {
     pub users: Vec<Spanned<ScenarioUser>>,
     /// The embedded mock server used when no target is given.
     pub embedded: Option<Embedded>,
+    pub insecure: S<bool>,
+    pub ca_cert: S<String>,
+    pub client_cert: S<String>,
+    pub client_key: S<String>,
+    pub follow_redirects: S<bool>,
     /// Pass/fail conditions (`--threshold`): a list, or a `[thresholds]` table of `name = "expr"`.
     pub thresholds: Option<Spanned<Thresholds>>,
     pub no_default_thresholds: S<bool>,
@@ -143,9 +148,10 @@ pub struct Source {
 }
 
 impl Source {
-    /// 1-based line of a byte offset.
+    /// 1-based line of a byte offset into the text without its BOM (what the parser saw).
     pub fn line_of(&self, offset: usize) -> usize {
-        self.text.as_bytes()[..offset.min(self.text.len())]
+        let text = self.text.strip_prefix('\u{feff}').unwrap_or(&self.text);
+        text.as_bytes()[..offset.min(text.len())]
             .iter()
             .filter(|&&b| b == b'\n')
             .count()
@@ -202,7 +208,8 @@ pub fn parse(source: &Source) -> Result<Scenario, ScenarioError> {
             .trim()
             .replace("expected i64", "expected an integer")
             .replace("expected f64", "expected a number");
-        let message = match key_on_line(&source.text, line) {
+        let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
+        let message = match key_on_line(text, line) {
             // The value may be a password written with the wrong type: never echo it.
             Some(key) if key.contains("password") => format!("{key}: invalid value"),
             Some(key) if !message.contains(&format!("`{key}`")) => format!("{key}: {message}"),

@@ -40,6 +40,9 @@ pub enum TargetError {
     NoHost(String),
     #[error("`{0}`: the API root must not carry a query or fragment")]
     Query(String),
+    /// The URL (shown with its user information masked) carries `user:password@`.
+    #[error("`{0}`: the API root must not carry user:password@ (it would be sent as the Host header and shown in reports); give credentials with --credentials")]
+    UserInfo(String),
 }
 
 impl Target {
@@ -52,6 +55,14 @@ impl Target {
         }
         if root.contains('?') || root.contains('#') {
             return Err(TargetError::Query(root.to_owned()));
+        }
+        if let Some(at) = userinfo_end(root) {
+            let start = root.find("://").map(|i| i + 3).unwrap_or(0);
+            return Err(TargetError::UserInfo(format!(
+                "{}***@{}",
+                &root[..start],
+                &root[at + 1..]
+            )));
         }
         let uri: Uri = root.parse().map_err(|e: hyper::http::uri::InvalidUri| {
             TargetError::Malformed(root.to_owned(), e.to_string())
@@ -109,6 +120,16 @@ impl Target {
         }
         Ok(addrs)
     }
+}
+
+/// The index of the `@` ending a URL's user information, if it has one.
+fn userinfo_end(url: &str) -> Option<usize> {
+    let start = url.find("://")? + 3;
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    url[start..end].rfind('@').map(|i| start + i)
 }
 
 impl fmt::Display for Target {
@@ -191,5 +212,18 @@ mod tests {
             Target::parse("http:// bad", DEFAULT_TOKEN_PATH),
             Err(TargetError::Malformed(..))
         ));
+        // User information would be sent as the Host header and shown in reports.
+        let err = Target::parse(
+            "https://svc:S3cret@sd.example.com/SD.WebAPI/",
+            DEFAULT_TOKEN_PATH,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TargetError::UserInfo("https://***@sd.example.com/SD.WebAPI/".into())
+        );
+        assert!(!err.to_string().contains("S3cret"));
+        // An @ in the path is no user information.
+        assert!(Target::parse("http://h/a@b/", DEFAULT_TOKEN_PATH).is_ok());
     }
 }

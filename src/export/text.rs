@@ -105,6 +105,42 @@ pub fn render(r: &Report, style: Style) -> String {
             s.warn("interrupted: the figures cover the part that ran")
         );
     }
+    if let Some(t) = &r.tls {
+        let version = match (&t.version, &t.cipher_suite) {
+            (Some(v), Some(c)) => format!("{v} ({c})"),
+            (Some(v), None) => v.clone(),
+            _ => "no handshake completed".to_owned(),
+        };
+        let trust = if t.insecure {
+            s.warn("certificates NOT verified (--insecure)")
+        } else if let Some(ca) = &t.ca_cert {
+            format!("certificates verified against {ca}")
+        } else {
+            "certificates verified".to_owned()
+        };
+        let client = if t.client_cert {
+            " · client certificate"
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "  TLS {version} · {trust}{client}");
+    }
+    if r.connect_ms.count > 0 {
+        let mut line = format!(
+            "  new connections: connect p50 {} ms, p99 {} ms",
+            ms(r.connect_ms.p50),
+            ms(r.connect_ms.p99)
+        );
+        if r.tls_handshake_ms.count > 0 {
+            let _ = write!(
+                line,
+                " · TLS handshake p50 {} ms, p99 {} ms",
+                ms(r.tls_handshake_ms.p50),
+                ms(r.tls_handshake_ms.p99)
+            );
+        }
+        let _ = writeln!(o, "{line}");
+    }
 
     // Outcomes.
     let _ = writeln!(

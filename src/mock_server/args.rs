@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
 use super::config::{
     parse_latency, parse_rate, parse_reject_status, Config, LatencyRange, TokenFormat,
     DEFAULT_MAX_TOKENS,
 };
-use super::{generate_users, MockServer, User};
+use super::{generate_users, MockServer, TlsIdentity, User};
 use crate::credentials;
 use crate::duration;
 
@@ -35,9 +34,13 @@ What the server answers:
   415  a token POST whose Content-Type is not application/json or text/json
   500  --error-rate: that share of token POSTs, with an HTML body
   (no answer) --drop-rate: that share of token POSTs has its connection closed
+  (no answer) --never-answer: every token POST waits forever
+  (broken)   --trickle D: the body a byte every D; --truncate-body: half the body, then close;
+             --garbage: bytes that are not HTTP; --close-after-response: Connection: close
 
-The first line on stdout is `listening on http://ADDR/` (the real address, also with port 0).
-Property names are matched in any case (username, Username, USERNAME). Passwords are never printed.
+The first line on stdout is `listening on http://ADDR/` (https:// with TLS; the real address,
+also with port 0). Property names are matched in any case (username, Username, USERNAME).
+Passwords are never printed (--echo-body sends them back in error pages, on purpose).
 Durations: 250ms, 2s, 1m; latencies: 5ms (fixed) or 2ms..20ms (uniform).
 
 Examples:
@@ -46,6 +49,7 @@ Examples:
   sdload serve --listen 127.0.0.1:0 --users users.csv --latency 2ms..20ms --hash-iterations 10000
   sdload serve --latency-fail 5ms --latency-ok 100ms --lockout-after 5 --lockout-for 1m
   sdload serve --pause-every 10s --pause-for 2s --error-rate 0.01 --drop-rate 0.01 --seed 7
+  sdload serve --tls-self-signed --tls-write-cert cert.pem   (then: sdload run --ca-cert cert.pem)
   curl -s http://127.0.0.1:8080/__sdload/stats";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -79,6 +83,39 @@ pub struct ServeArgs {
     /// What the server does: latency, hashing cost and fault switches (all off by default)
     #[command(flatten, next_help_heading = "Latency and faults")]
     pub behaviour: Box<BehaviourArgs>,
+
+    /// HTTPS: a self-signed or given certificate, client certificates
+    #[command(flatten, next_help_heading = "TLS")]
+    pub tls: Box<TlsArgs>,
+}
+
+/// The TLS switches of `sdload serve` (boxed, like `BehaviourArgs`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// HTTPS with a new self-signed certificate for localhost, 127.0.0.1 and ::1
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// HTTPS with this certificate chain (PEM; with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Write the self-signed certificate (PEM) here, for `sdload run --ca-cert FILE`
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_self_signed",
+        help_heading = "TLS"
+    )]
+    pub tls_write_cert: Option<PathBuf>,
 }
 
 /// The switches of `sdload serve` that shape its answers (kept apart, and boxed, so that
@@ -149,6 +186,34 @@ pub struct BehaviourArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
+    /// Answer every request with `Connection: close` (one connection per request)
+    #[arg(long)]
+    pub close_after_response: bool,
+
+    /// Close keep-alive connections that stay idle this long
+    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Read and count token POSTs, and never answer them
+    #[arg(long)]
+    pub never_answer: bool,
+
+    /// Send token answers' headers, then their body one byte every D
+    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    pub trickle: Option<Duration>,
+
+    /// Announce the whole body's Content-Length, send half of it, and close
+    #[arg(long)]
+    pub truncate_body: bool,
+
+    /// Answer every request with bytes that are not HTTP, then close
+    #[arg(long)]
+    pub garbage: bool,
+
+    /// Echo the request body (with its password) in error pages, as careless servers do
+    #[arg(long)]
+    pub echo_body: bool,
+
     /// Issued tokens remembered for Authentication checks (the oldest are forgotten first)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -180,6 +245,14 @@ impl ServeArgs {
             seed: b.seed,
             max_tokens: Some(b.max_tokens),
             shutdown_grace: None,
+            close_after_response: b.close_after_response,
+            idle_timeout: b.idle_timeout,
+            never_answer: b.never_answer,
+            trickle: b.trickle,
+            truncate_body: b.truncate_body,
+            garbage: b.garbage,
+            echo_body: b.echo_body,
+            tls: None,
         }
     }
 }
@@ -199,13 +272,14 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
             (generate_users(&args.user_prefix, n), "generated".to_owned())
         }
     };
-    let config = args.config(users);
+    let mut config = args.config(users);
+    config.tls = tls_identity(&args.tls)?;
     config.validate().map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.write_users {
         credentials::write_csv(path, &config.users)
             .with_context(|| format!("{}: cannot write the users file", path.display()))?;
     }
-    let listener = TcpListener::bind(args.listen.as_str())
+    let listener = super::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let faults = describe_faults(&config);
@@ -235,7 +309,7 @@ fn announce(
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{}/", server.addr())?;
+    writeln!(out, "listening on {}://{}/", server.scheme(), server.addr())?;
     out.flush()?;
     let written = match (&args.write_users, args.users.is_none()) {
         (Some(path), _) => format!(", written to {}", path.display()),
@@ -256,6 +330,32 @@ fn announce(
     writeln!(out, "press Ctrl-C to stop")?;
     out.flush()?;
     Ok(())
+}
+
+/// The certificate the flags ask for (self-signed or from files), with the client CA.
+fn tls_identity(args: &TlsArgs) -> anyhow::Result<Option<TlsIdentity>> {
+    let mut identity = if args.tls_self_signed {
+        let identity = TlsIdentity::self_signed(&["localhost", "127.0.0.1", "::1"])
+            .map_err(anyhow::Error::msg)?;
+        if let Some(path) = &args.tls_write_cert {
+            std::fs::write(path, &identity.cert_pem)
+                .with_context(|| format!("{}: cannot write the certificate", path.display()))?;
+        }
+        identity
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        TlsIdentity::from_files(cert, key).map_err(anyhow::Error::msg)?
+    } else if args.tls_client_ca.is_some() {
+        anyhow::bail!("--tls-client-ca needs --tls-self-signed or --tls-cert/--tls-key");
+    } else {
+        return Ok(None);
+    };
+    if let Some(path) = &args.tls_client_ca {
+        identity.client_ca_pem = Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--tls-client-ca {}: cannot read", path.display()))?,
+        );
+    }
+    Ok(Some(identity))
 }
 
 fn describe_faults(c: &Config) -> Vec<String> {
@@ -312,6 +412,27 @@ fn describe_faults(c: &Config) -> Vec<String> {
     }
     if c.token_format != TokenFormat::Guid {
         out.push(format!("token-format {:?}", c.token_format).to_lowercase());
+    }
+    if c.close_after_response {
+        out.push("close-after-response".into());
+    }
+    if let Some(d) = c.idle_timeout {
+        out.push(format!("idle-timeout {}", duration::format(d)));
+    }
+    if c.never_answer {
+        out.push("never-answer".into());
+    }
+    if let Some(d) = c.trickle {
+        out.push(format!("trickle a byte every {}", duration::format(d)));
+    }
+    if c.truncate_body {
+        out.push("truncate-body".into());
+    }
+    if c.garbage {
+        out.push("garbage".into());
+    }
+    if c.echo_body {
+        out.push("echo-body (error pages show the password)".into());
     }
     out
 }

@@ -81,6 +81,22 @@ pub struct Config {
     pub max_tokens: Option<usize>,
     /// How long `stop` waits for requests in flight; `None` is `DEFAULT_SHUTDOWN_GRACE`.
     pub shutdown_grace: Option<Duration>,
+    /// Every answer carries `Connection: close`: one connection per request.
+    pub close_after_response: bool,
+    /// Keep-alive connections idle (waiting for the next request's headers) this long are closed.
+    pub idle_timeout: Option<Duration>,
+    /// Token POSTs are read and counted, and never answered.
+    pub never_answer: bool,
+    /// Token POST answers send their headers, then the body one byte every this long.
+    pub trickle: Option<Duration>,
+    /// Token POST answers announce the whole body's Content-Length, send half of it and close.
+    pub truncate_body: bool,
+    /// Every request is read, counted and answered with bytes that are not HTTP; then close.
+    pub garbage: bool,
+    /// Error pages (400, 403, 500 of token POSTs) echo the request body, as careless servers do.
+    pub echo_body: bool,
+    /// Serve HTTPS with this certificate (and require client certificates when it says so).
+    pub tls: Option<super::TlsIdentity>,
 }
 
 impl Config {
@@ -131,6 +147,17 @@ impl Config {
         }
         if self.max_tokens == Some(0) {
             return Err("--max-tokens must be at least 1".into());
+        }
+        for (name, d) in [
+            ("--idle-timeout", self.idle_timeout),
+            ("--trickle", self.trickle),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{name} must be more than zero"));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            tls.server_config()?;
         }
         Ok(())
     }

@@ -59,6 +59,10 @@ pub(crate) async fn token_endpoint(
             };
         }
     };
+    if s.config.never_answer {
+        // Read and counted; the client waits until its timeout (or the server stops).
+        return std::future::pending().await;
+    }
     if conn.chance(s.config.drop_rate) {
         bump(&s.counters.dropped_connections);
         // The connection task drops the connection: no answer is ever written.
@@ -88,7 +92,87 @@ pub(crate) async fn token_endpoint(
     if delay > Duration::ZERO {
         tokio::time::sleep(delay).await;
     }
-    response
+    let response = if c.echo_body && response.status() != StatusCode::OK {
+        responses::echo_page(response.status(), &body)
+    } else {
+        response
+    };
+    if let Some(step) = c.trickle {
+        faulty(response, Some(step), false).await
+    } else if c.truncate_body {
+        faulty(response, None, true).await
+    } else {
+        response
+    }
+}
+
+/// The same answer with a misbehaving body: one byte every `step`, or cut after half of it
+/// (the Content-Length still announces the whole body; hyper then closes the connection).
+async fn faulty(response: Response, step: Option<Duration>, truncate: bool) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    let cut = truncate.then_some(bytes.len() / 2);
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(FaultBody {
+            bytes,
+            sent: 0,
+            step,
+            cut,
+            sleep: None,
+        }),
+    )
+}
+
+struct FaultBody {
+    bytes: bytes::Bytes,
+    sent: usize,
+    step: Option<Duration>,
+    cut: Option<usize>,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for FaultBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.cut.is_some_and(|cut| this.sent >= cut) {
+            return Poll::Ready(Some(Err(std::io::Error::other("body cut on purpose"))));
+        }
+        if this.sent >= this.bytes.len() {
+            return Poll::Ready(None);
+        }
+        let end = match this.step {
+            Some(step) => {
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(step)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+                this.sent + 1
+            }
+            None => this.cut.unwrap_or(this.bytes.len()),
+        };
+        let chunk = this.bytes.slice(this.sent..end.min(this.bytes.len()));
+        this.sent += chunk.len();
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.bytes.len() as u64)
+    }
 }
 
 async fn login(s: &Shared, headers: &HeaderMap, body: &[u8]) -> (Response, Kind) {

@@ -20,6 +20,7 @@ mod responses;
 mod routes;
 mod state;
 mod stats;
+mod tls;
 mod tokens;
 mod users;
 
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use routes::STATS_PATH;
 pub use stats::Stats;
+pub use tls::TlsIdentity;
 pub use users::{generate_users, generate_users_seeded};
 
 /// A running mock server. Dropping the handle stops the server too (without waiting for it).
@@ -55,7 +57,7 @@ use state::Shared;
 impl MockServer {
     /// Starts a server on `127.0.0.1` with a free port. It accepts connections once this returns.
     pub async fn start(config: Config) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = bind("127.0.0.1:0").await?;
         Self::start_on(listener, config).await
     }
 
@@ -89,9 +91,18 @@ impl MockServer {
         self.addr
     }
 
+    /// `https` when the server serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The API root with the prefix and a trailing slash, e.g. `http://127.0.0.1:43117/SD.WebAPI/`.
     pub fn url(&self) -> String {
-        format!("http://{}{}/", self.addr, self.prefix)
+        format!("{}://{}{}/", self.scheme(), self.addr, self.prefix)
     }
 
     /// The token endpoint's full URL.
@@ -101,7 +112,7 @@ impl MockServer {
 
     /// The stats endpoint's full URL (at the root, whatever the prefix).
     pub fn stats_url(&self) -> String {
-        format!("http://{}{}", self.addr, STATS_PATH)
+        format!("{}://{}{}", self.scheme(), self.addr, STATS_PATH)
     }
 
     /// The number of distinct user names the server knows.
@@ -116,12 +127,44 @@ impl MockServer {
 
     /// Stops accepting, closes idle connections, lets requests in flight finish within the
     /// grace period (then closes their connections), and returns when every connection is closed.
-    pub async fn stop(mut self) {
+    /// Returns the final counts (every request the server saw, to the last).
+    pub async fn stop(mut self) -> Stats {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.stats()
     }
+}
+
+/// The accept queue's length: thousands of workers connect at once at the start of a run, and
+/// a short queue drops their SYNs (each then waits a second for its retransmission). The
+/// kernel caps it (`net.core.somaxconn`, 4096 on current Linux).
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds a listener with a long accept queue (`LISTEN_BACKLOG`), `SO_REUSEADDR` on (a server
+/// restarted on its port binds again at once), on the first address `addr` resolves to.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the address resolved to nothing",
+        )
+    }))
 }
 
 impl Drop for MockServer {

@@ -101,3 +101,15 @@ pub(crate) fn json(body: &impl serde::Serialize) -> Response {
         Err(_) => iis_error(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
+
+/// An error page that echoes the request body verbatim, as a careless server might: the load
+/// side must never let it reach a report unredacted (it holds the password).
+pub(crate) fn echo_page(status: StatusCode, request_body: &[u8]) -> Response {
+    let page = format!(
+        "<html><body><h2>{} {}</h2><p>Request body:</p><pre>{}</pre></body></html>\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        String::from_utf8_lossy(request_body)
+    );
+    respond(status, "text/html", page)
+}

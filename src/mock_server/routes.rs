@@ -42,6 +42,13 @@ async fn track(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         bump(&s.counters.paused);
     }
     s.counters.record_status(response.status().as_u16());
+    let mut response = response;
+    if s.config.close_after_response {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub accounts: Accounts,
     pub tokens: TokenStore,
+    /// Built from `config.tls` at start.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Shared {
@@ -41,7 +43,12 @@ impl Shared {
         // The accounts hold the only copy the server needs.
         config.users = Vec::new();
         let tokens = TokenStore::new(config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
+        let tls = match &config.tls {
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(identity.server_config()?)),
+            None => None,
+        };
         Ok(Shared {
+            tls,
             token_path: format!("{}/api/authorization/token", config.prefix),
             api_base: format!("{}/api/", config.prefix),
             reject,

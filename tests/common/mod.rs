@@ -138,3 +138,146 @@ pub async fn raw_server(response: &'static [u8]) -> std::net::SocketAddr {
     });
     addr
 }
+
+/// One request as a raw test server read it.
+#[derive(Clone, Debug)]
+pub struct RawRequest {
+    pub method: String,
+    /// The path, whether the client sent origin form or absolute form.
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// What a raw test server does with a request.
+pub enum Reply {
+    /// Write these bytes and keep the connection for the next request.
+    Bytes(Vec<u8>),
+    /// Write these bytes and close.
+    Close(Vec<u8>),
+    /// Never answer (the connection stays open until the client gives up).
+    Silence,
+}
+
+/// A raw HTTP/1.1 server on 127.0.0.1:0 that counts the requests it read (`posts` counts
+/// POSTs) and answers each as `answer` says: for what the mock server cannot misbehave at.
+pub struct RawServer {
+    pub addr: std::net::SocketAddr,
+    pub posts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<RawRequest>>>,
+}
+
+impl RawServer {
+    pub fn posts(&self) -> u64 {
+        self.posts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+pub async fn raw_server_with(
+    answer: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static,
+) -> RawServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answer = std::sync::Arc::new(answer);
+    let (p, s) = (posts.clone(), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(serve_raw(stream, answer.clone(), p.clone(), s.clone()));
+        }
+    });
+    RawServer { addr, posts, seen }
+}
+
+/// Serves one raw connection (plain or TLS) of a `RawServer`.
+pub async fn serve_raw<S, F>(
+    mut stream: S,
+    answer: std::sync::Arc<F>,
+    posts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<RawRequest>>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: Fn(&RawRequest) -> Reply + ?Sized,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length").then(|| v.trim())
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < end + 4 + len {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let mut line = head.lines().next().unwrap_or_default().split(' ');
+        let method = line.next().unwrap_or_default().to_owned();
+        let target = line.next().unwrap_or_default();
+        let path = match target.find("://") {
+            Some(i) => target[i + 3..]
+                .find('/')
+                .map(|j| target[i + 3 + j..].to_owned())
+                .unwrap_or_else(|| "/".into()),
+            None => target.to_owned(),
+        };
+        let request = RawRequest {
+            method,
+            path,
+            body: buf[end + 4..end + 4 + len].to_vec(),
+        };
+        buf.drain(..end + 4 + len);
+        if request.method == "POST" {
+            posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let reply = answer(&request);
+        seen.lock().unwrap().push(request);
+        match reply {
+            Reply::Bytes(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Reply::Close(bytes) => {
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Reply::Silence => {
+                // Hold the connection until the client closes it.
+                let _ = stream.read(&mut chunk).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A token answer as ServiceDesk sends it.
+pub fn token_answer() -> Vec<u8> {
+    let body = format!("\"{}\"", uuid::Uuid::new_v4());
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
