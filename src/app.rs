@@ -295,11 +295,11 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         let why = report
             .problems
             .get("connect_error")
+            .or_else(|| report.problems.get("io_error"))
+            .or_else(|| report.problems.get("timeout"))
             .map(|p| p.example.as_str())
             .unwrap_or("no response");
-        eprintln!(
-            "error: the target could not be reached: every request failed to connect ({why})"
-        );
+        eprintln!("error: the target could not be reached: no request got any response ({why})");
     }
     Ok(Ran { report, code })
 }

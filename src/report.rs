@@ -518,8 +518,10 @@ impl Report {
     }
 
     /// True when no request got any response at all (the target could not be reached).
+    /// DESIGN's exit 3: requests were sent and not one got any response (refused, TLS
+    /// failures, broken connections, silence), as opposed to a server that answered badly.
     pub fn unreachable(&self) -> bool {
-        self.counts.total > 0 && self.status_codes.is_empty() && self.counts.connect_error > 0
+        self.counts.total > 0 && self.status_codes.is_empty()
     }
 }
 

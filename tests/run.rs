@@ -259,12 +259,14 @@ async fn server_errors_and_dropped_connections_are_counted() {
     assert_eq!(r.status_codes.get("500"), Some(&40));
 
     let fx = Fixture::start(|c| c.drop_rate = 1.0).await;
-    let r = run(&RunArgs {
+    let ran = run(&RunArgs {
         requests: Some(40),
         ..fx.args()
     })
-    .await
-    .report;
+    .await;
+    // Not one request got a response: the target could not be reached (exit 3).
+    assert_eq!(ran.code, 3);
+    let r = ran.report;
     assert_counts_add_up(&r);
     assert_eq!(r.counts.io_error, 40);
     // Never silently retried: the server saw each login once.

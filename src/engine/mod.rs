@@ -84,8 +84,9 @@ struct Shared {
     next: AtomicU64,
     warm_next: AtomicU64,
     stop: AtomicBool,
-    /// Set once any response (of any status) came back, and once any connect failed: a target
-    /// that never answered anything is given up on instead of hammered for the whole run.
+    /// Set once any response (of any status) came back, and once a connection failed (to open,
+    /// or broke): a target that never answered anything is given up on instead of hammered
+    /// for the whole run. A slow target is not: timeouts do not count.
     answered: AtomicBool,
     connect_failed: AtomicBool,
     warm_until: Instant,
@@ -294,7 +295,9 @@ impl Worker {
             self.answered = true;
             shared.answered.store(true, Ordering::Relaxed);
         }
-        if !self.connect_failed && classified.outcome == Outcome::ConnectError {
+        if !self.connect_failed
+            && matches!(classified.outcome, Outcome::ConnectError | Outcome::IoError)
+        {
             self.connect_failed = true;
             shared.connect_failed.store(true, Ordering::Relaxed);
         }
