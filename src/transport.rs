@@ -549,9 +549,11 @@ impl Connection {
                     // Nothing was sent on the old connection: connecting anew is not a retry.
                     self.sender = None;
                     let shared = self.shared.clone();
-                    let mut sender = self
-                        .connect(&shared.addrs, true, shared.server_name.clone())
-                        .await?;
+                    // Boxed: connecting is rare, and its TLS state would otherwise make every
+                    // send's future kilobytes larger, copied on every request.
+                    let mut sender =
+                        Box::pin(self.connect(&shared.addrs, true, shared.server_name.clone()))
+                            .await?;
                     sender
                         .ready()
                         .await
@@ -586,7 +588,9 @@ impl Connection {
                         Scheme::Http => None,
                         Scheme::Https => Some(server_name(host).map_err(Failure::Connect)?),
                     };
-                    let mut sender = self.connect(&addrs, false, name).await?;
+                    // Boxed: connecting is rare, and its TLS state would otherwise make every
+                    // send's future kilobytes larger, copied on every request.
+                    let mut sender = Box::pin(self.connect(&addrs, false, name)).await?;
                     sender
                         .ready()
                         .await
@@ -776,7 +780,12 @@ async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failure>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    // A login answer is a few hundred bytes: a fixed 4 KiB read buffer (hyper starts at 8 KiB
+    // and may grow it) keeps 10,000 connections' memory small; longer heads still parse, in
+    // more reads.
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .read_buf_exact_size(Some(4096))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| Failure::Connect(describe_hyper(&e)))?;
     tokio::spawn(async move {
