@@ -59,6 +59,12 @@ pub(crate) async fn token_endpoint(
             };
         }
     };
+    // A saturated server: wait for a slot, in order of arrival.
+    if let Some(pacer) = &s.pacer {
+        if pacer.wait().await {
+            bump(&s.counters.queued);
+        }
+    }
     if conn.chance(s.config.drop_rate) {
         bump(&s.counters.dropped_connections);
         // The connection task drops the connection: no answer is ever written.
