@@ -76,96 +76,19 @@ pub async fn run(args: &RunArgs) -> u8 {
 pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let mut plan = Plan::build(args).map_err(|e| Fail(exit::USAGE, e.to_string()))?;
     // Registered before anything starts, so that no Ctrl-C falls between start and handler.
-    let mut interrupts = Interrupts::new()
+    let interrupts = Interrupts::new()
         .map_err(|e| Fail(exit::TOOL_FAILURE, format!("cannot listen for Ctrl-C: {e}")))?;
-    let say = |line: &str| {
-        if !plan.quiet {
-            eprintln!("{line}");
-        }
-    };
-
-    // No target anywhere: the embedded mock server, with generated users and decoys.
-    let mut server = None;
-    let target = match plan.target.clone() {
-        Some(t) => t,
-        None => {
-            let users = mock_server::generate_users("user", plan.embedded.users);
-            let decoys = mock_server::generate_users("decoy", plan.embedded.decoys);
-            let config = mock_server::Config {
-                users: users.iter().chain(&decoys).cloned().collect(),
-                latency: plan.embedded.latency,
-                ..Default::default()
-            };
-            let s = MockServer::start(config).await.map_err(|e| {
-                Fail(
-                    exit::TOOL_FAILURE,
-                    format!("cannot start the embedded mock server: {e}"),
-                )
-            })?;
-            let target = Target::parse(&s.url(), &plan.token_path)
-                .map_err(|e| Fail(exit::TOOL_FAILURE, e.to_string()))?;
-            say(&format!(
-                "no target given: started the embedded mock ServiceDesk at {} ({} users, {} decoys)",
-                s.url(),
-                users.len(),
-                decoys.len()
-            ));
-            plan.good = users;
-            plan.decoys = decoys;
-            server = Some(s);
-            target
-        }
-    };
-    for note in &plan.notes {
-        say(&format!("note: {note}"));
-    }
-
-    let addrs = target.resolve().await.map_err(|e| {
-        Fail(
-            exit::UNREACHABLE,
-            format!("cannot resolve {}: {e}", target.host),
-        )
-    })?;
-    let transport = Transport::new(target.clone(), addrs.clone(), plan.timeout).map_err(|e| {
-        Fail(
-            exit::TOOL_FAILURE,
-            format!("cannot set up the HTTP client: {e:#}"),
-        )
-    })?;
-    let wrong_targets: Vec<Credential> = if plan.lockout_test {
-        plan.decoys.iter().chain(&plan.good).cloned().collect()
-    } else {
-        plan.decoys.clone()
-    };
-    let weights: Vec<(CredKind, u32)> = plan.bad_kinds().collect();
-    let mix = Mix::new(
-        &plan.good,
-        &wrong_targets,
-        plan.bad_ratio,
-        &weights,
-        plan.seed,
-    );
-    if !mix.is_usable() {
-        return Err(Fail(exit::USAGE, "no good credentials to send".into()));
-    }
+    let Prepared {
+        target,
+        addrs,
+        transport,
+        mix,
+        mut server,
+    } = prepare(&mut plan).await?;
 
     // Ctrl-C: the first stops the run and keeps the report; the second exits at once.
     let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    let quiet = plan.quiet;
-    let signals = tokio::spawn(async move {
-        if interrupts.recv().await {
-            if !quiet {
-                eprintln!(
-                    "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
-                );
-            }
-            interrupt.cancel();
-            if interrupts.recv().await {
-                std::process::exit(exit::INTERRUPTED as i32);
-            }
-        }
-    });
+    let signals = watch_interrupts(interrupts, cancel.clone(), plan.quiet);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let goal = Goal {
@@ -176,7 +99,7 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
     let setup = Setup {
         transport,
-        mix: Arc::new(mix),
+        mix,
         load: plan.load.clone(),
         duration: plan.duration,
         requests: plan.requests,
@@ -271,10 +194,126 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     Ok(Ran { report, code })
 }
 
+/// What every run against a target needs, set up once: the target (the embedded mock server
+/// when none is given), its addresses, the HTTP client and the credential mix.
+pub(crate) struct Prepared {
+    pub target: Target,
+    pub addrs: Vec<std::net::SocketAddr>,
+    pub transport: Transport,
+    pub mix: Arc<Mix>,
+    /// The embedded mock server, to stop when done.
+    pub server: Option<MockServer>,
+}
+
+/// Starts the embedded mock server when the plan has no target (its users become the plan's),
+/// prints the plan's notes, resolves the target, and builds the transport and the mix.
+pub(crate) async fn prepare(plan: &mut Plan) -> Result<Prepared, Fail> {
+    let quiet = plan.quiet;
+    let say = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    // No target anywhere: the embedded mock server, with generated users and decoys.
+    let mut server = None;
+    let target = match plan.target.clone() {
+        Some(t) => t,
+        None => {
+            let users = mock_server::generate_users("user", plan.embedded.users);
+            let decoys = mock_server::generate_users("decoy", plan.embedded.decoys);
+            let config = mock_server::Config {
+                users: users.iter().chain(&decoys).cloned().collect(),
+                latency: plan.embedded.latency,
+                ..Default::default()
+            };
+            let s = MockServer::start(config).await.map_err(|e| {
+                Fail(
+                    exit::TOOL_FAILURE,
+                    format!("cannot start the embedded mock server: {e}"),
+                )
+            })?;
+            let target = Target::parse(&s.url(), &plan.token_path)
+                .map_err(|e| Fail(exit::TOOL_FAILURE, e.to_string()))?;
+            say(&format!(
+                "no target given: started the embedded mock ServiceDesk at {} ({} users, {} decoys)",
+                s.url(),
+                users.len(),
+                decoys.len()
+            ));
+            plan.good = users;
+            plan.decoys = decoys;
+            server = Some(s);
+            target
+        }
+    };
+    for note in &plan.notes {
+        say(&format!("note: {note}"));
+    }
+
+    let addrs = target.resolve().await.map_err(|e| {
+        Fail(
+            exit::UNREACHABLE,
+            format!("cannot resolve {}: {e}", target.host),
+        )
+    })?;
+    let transport = Transport::new(target.clone(), addrs.clone(), plan.timeout).map_err(|e| {
+        Fail(
+            exit::TOOL_FAILURE,
+            format!("cannot set up the HTTP client: {e:#}"),
+        )
+    })?;
+    let wrong_targets: Vec<Credential> = if plan.lockout_test {
+        plan.decoys.iter().chain(&plan.good).cloned().collect()
+    } else {
+        plan.decoys.clone()
+    };
+    let weights: Vec<(CredKind, u32)> = plan.bad_kinds().collect();
+    let mix = Mix::new(
+        &plan.good,
+        &wrong_targets,
+        plan.bad_ratio,
+        &weights,
+        plan.seed,
+    );
+    if !mix.is_usable() {
+        return Err(Fail(exit::USAGE, "no good credentials to send".into()));
+    }
+
+    Ok(Prepared {
+        target,
+        addrs,
+        transport,
+        mix: Arc::new(mix),
+        server,
+    })
+}
+
+/// Ctrl-C: the first cancels `cancel` (the run stops and keeps its report); the second exits at
+/// once. Abort the task when done.
+pub(crate) fn watch_interrupts(
+    mut interrupts: Interrupts,
+    cancel: CancellationToken,
+    quiet: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if interrupts.recv().await {
+            if !quiet {
+                eprintln!(
+                    "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
+                );
+            }
+            cancel.cancel();
+            if interrupts.recv().await {
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
+        }
+    })
+}
+
 type Render = fn(&Report) -> Vec<u8>;
 
 /// Colour on stdout: a terminal, and `NO_COLOR` unset or empty.
-fn color() -> bool {
+pub(crate) fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
@@ -339,7 +378,7 @@ fn report_main(args: &ReportArgs) -> u8 {
     }
 }
 
-fn settings(plan: &Plan) -> Settings {
+pub(crate) fn settings(plan: &Plan) -> Settings {
     Settings {
         scenario: plan.scenario.display().to_string(),
         requests: plan.requests,
@@ -361,7 +400,7 @@ fn settings(plan: &Plan) -> Settings {
 }
 
 /// What a person should not miss, in plain words.
-fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
+pub(crate) fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
     let mut w = plan.notes.clone();
     let c = &r.counts;
     if c.bad_accepted > 0 {
@@ -422,7 +461,7 @@ fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
     w
 }
 
-fn redact(report: &mut Report, redactor: &Redactor) {
+pub(crate) fn redact(report: &mut Report, redactor: &Redactor) {
     for p in report
         .problems
         .values_mut()
@@ -439,7 +478,7 @@ fn redact(report: &mut Report, redactor: &Redactor) {
 }
 
 /// Ctrl-C (SIGINT on Unix, Ctrl-C on Windows), listened for from the moment it is created.
-struct Interrupts {
+pub(crate) struct Interrupts {
     #[cfg(unix)]
     signal: tokio::signal::unix::Signal,
     #[cfg(windows)]
@@ -447,7 +486,7 @@ struct Interrupts {
 }
 
 impl Interrupts {
-    fn new() -> std::io::Result<Interrupts> {
+    pub(crate) fn new() -> std::io::Result<Interrupts> {
         #[cfg(unix)]
         let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         #[cfg(windows)]
