@@ -37,6 +37,7 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => runtime.block_on(run(&args)),
+        Command::Capacity(args) => runtime.block_on(crate::capacity::run(&args)),
         Command::Serve(args) => match runtime.block_on(mock_server::serve_main(args)) {
             Ok(()) => exit::OK,
             Err(e) => {
