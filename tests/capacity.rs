@@ -306,3 +306,36 @@ fn ctrl_c_reports_what_is_known() {
     assert_eq!(c.result.end, End::Interrupted);
     assert!(c.steps.iter().any(|s| s.verdict == StepVerdict::Pass));
 }
+
+/// `scenarios/capacity.toml` plans as a search (and, like every shipped scenario, as a run).
+#[test]
+fn the_shipped_capacity_scenario_plans() {
+    let args = CapacityArgs {
+        run: RunArgs {
+            scenario: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/capacity.toml").into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let p = sdload::capacity::plan::CapacityPlan::build(&args).unwrap();
+    assert_eq!(
+        (p.start_rate, p.max_rate, p.require_rate),
+        (20.0, 1000.0, Some(150.0))
+    );
+    assert_eq!(p.step_duration, Duration::from_secs(20));
+    let names: Vec<_> = p
+        .slo
+        .iter()
+        .map(|t| t.name.as_deref().unwrap_or(&t.expr))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "login_latency",
+            "errors",
+            "no_false_403",
+            "bad_accepted == 0",
+            "invalid_token == 0"
+        ]
+    );
+}
