@@ -11,17 +11,18 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, CompareArgs, Format, ReportArgs, RunArgs};
 use crate::compare;
 use crate::credentials::{Credential, Mix};
-use crate::engine::{self, Setup};
+use crate::engine::{self, Finished, Load, Setup};
 use crate::exit;
 use crate::export::{self, text::Style};
 use crate::mock_server::{self, MockServer};
 use crate::outcome::CredKind;
 use crate::plan::Plan;
 use crate::progress::{self, Goal, Mode};
+use crate::recorder::Timeline;
 use crate::report::{Report, RunInfo, Settings};
 use crate::secrets::Redactor;
 use crate::target::Target;
-use crate::thresholds;
+use crate::thresholds::{self, Threshold};
 use crate::transport::Transport;
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -91,60 +92,19 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let cancel = CancellationToken::new();
     let signals = watch_interrupts(interrupts, cancel.clone(), plan.quiet);
 
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let goal = Goal {
-        duration: plan.duration,
-        requests: plan.requests,
-        warmup: plan.warmup,
-    };
-    let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
-    let setup = Setup {
-        transport,
-        mix,
-        load: plan.load.clone(),
-        duration: plan.duration,
-        requests: plan.requests,
-        warmup: plan.warmup,
-        timeout: plan.timeout,
-        grace: plan.grace,
-        reject_status: plan.reject_status,
-        seed: plan.seed,
-    };
-    let finished = engine::run(setup, tx, cancel).await;
-    let timeline = collector.await.unwrap_or_default();
+    let (finished, timeline) = run_load(&plan, transport, mix, plan.load.clone(), cancel).await;
     signals.abort();
     if let Some(s) = server.take() {
         s.stop().await;
     }
-
-    let info = RunInfo {
-        target: target.to_string(),
-        target_addrs: addrs.iter().map(|a| a.to_string()).collect(),
-        embedded_target: plan.target.is_none(),
-        started_at: finished.started_at,
-        measured: finished.measured,
-        load: plan.load.clone(),
-        scheduled: finished.scheduled,
-        not_sent: finished.not_sent,
-        interrupted: finished.interrupted,
-        connections_opened: finished.connections,
-        settings: settings(&plan),
-        warnings: Vec::new(),
-    };
-    let mut report = Report::build(&finished.recorder, &timeline, info);
-    report.warnings = warnings(&plan, &report);
-    if finished.gave_up {
-        report.warnings.push(format!(
-            "stopped early: nothing answered in the first {}s and connections failed",
-            engine::UNREACHABLE_AFTER.as_secs()
-        ));
-    }
-    redact(
-        &mut report,
-        &Redactor::new(plan.good.iter().chain(&plan.decoys)),
+    let report = report_of(
+        &plan,
+        (&target, &addrs),
+        plan.load.clone(),
+        &finished,
+        &timeline,
+        &plan.thresholds,
     );
-
-    report.thresholds = thresholds::evaluate(&report, &plan.thresholds);
 
     if !plan.quiet {
         print!(
@@ -287,6 +247,79 @@ pub(crate) async fn prepare(plan: &mut Plan) -> Result<Prepared, Fail> {
         mix: Arc::new(mix),
         server,
     })
+}
+
+/// One run of the engine with `load` and the plan's length, warm-up and mix, with the plan's
+/// progress display; the timeline comes back beside what the engine finished with.
+pub(crate) async fn run_load(
+    plan: &Plan,
+    transport: Transport,
+    mix: Arc<Mix>,
+    load: Load,
+    cancel: CancellationToken,
+) -> (Finished, Timeline) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let goal = Goal {
+        duration: plan.duration,
+        requests: plan.requests,
+        warmup: plan.warmup,
+    };
+    let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
+    let setup = Setup {
+        transport,
+        mix,
+        load,
+        duration: plan.duration,
+        requests: plan.requests,
+        warmup: plan.warmup,
+        timeout: plan.timeout,
+        grace: plan.grace,
+        reject_status: plan.reject_status,
+        seed: plan.seed,
+    };
+    let finished = engine::run(setup, tx, cancel).await;
+    let timeline = collector.await.unwrap_or_default();
+    (finished, timeline)
+}
+
+/// The report of a finished run: its figures, the warnings, secrets masked, and `thresholds`
+/// evaluated.
+pub(crate) fn report_of(
+    plan: &Plan,
+    (target, addrs): (&Target, &[std::net::SocketAddr]),
+    load: Load,
+    finished: &Finished,
+    timeline: &Timeline,
+    thresholds: &[Threshold],
+) -> Report {
+    let info = RunInfo {
+        target: target.to_string(),
+        target_addrs: addrs.iter().map(|a| a.to_string()).collect(),
+        embedded_target: plan.target.is_none(),
+        started_at: finished.started_at,
+        measured: finished.measured,
+        load,
+        scheduled: finished.scheduled,
+        not_sent: finished.not_sent,
+        interrupted: finished.interrupted,
+        connections_opened: finished.connections,
+        settings: settings(plan),
+        warnings: Vec::new(),
+    };
+    let mut report = Report::build(&finished.recorder, timeline, info);
+    report.warnings = warnings(plan, &report);
+    if finished.gave_up {
+        report.warnings.push(format!(
+            "stopped early: nothing answered in the first {}s and connections failed",
+            engine::UNREACHABLE_AFTER.as_secs()
+        ));
+    }
+    redact(
+        &mut report,
+        &Redactor::new(plan.good.iter().chain(&plan.decoys)),
+    );
+    report.thresholds = thresholds::evaluate(&report, thresholds);
+    report
 }
 
 /// Ctrl-C: the first cancels `cancel` (the run stops and keeps its report); the second exits at

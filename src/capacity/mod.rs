@@ -16,13 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, Fail, Interrupts, Prepared};
 use crate::cli::CapacityArgs;
 use crate::engine::timetable::Profile;
-use crate::engine::{self, default_max_in_flight, Load, Setup};
+use crate::engine::{default_max_in_flight, Load};
 use crate::exit;
 use crate::export::{self, capacity_text, text::Style};
-use crate::progress::{self, Goal, Mode};
-use crate::report::{Report, RunInfo};
-use crate::secrets::Redactor;
-use crate::thresholds;
+use crate::report::Report;
 use plan::CapacityPlan;
 use report::{CapacityReport, CapacityResult, SearchSettings, Step, StepVerdict};
 use search::{judge, End, Next, Search, StepFacts, Verdict};
@@ -202,10 +199,9 @@ fn settings(cp: &CapacityPlan) -> SearchSettings {
     }
 }
 
-/// One step: an open-model run at `rate` for a step's duration after its warm-up, reported and
-/// judged by the SLO like any run.
+/// One step: an open-model run at `rate` for a step's duration after its warm-up (the plan's
+/// `duration` and `warmup`), reported and judged by the SLO like any run.
 async fn step(p: &Prepared, cp: &CapacityPlan, rate: f64, cancel: &CancellationToken) -> Report {
-    let plan = &cp.run;
     let load = Load::Open {
         rate: Profile::constant(rate, Some(cp.step_duration)),
         arrivals: cp.arrivals,
@@ -213,53 +209,20 @@ async fn step(p: &Prepared, cp: &CapacityPlan, rate: f64, cancel: &CancellationT
             .max_in_flight
             .unwrap_or_else(|| default_max_in_flight(rate)),
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let goal = Goal {
-        duration: Some(cp.step_duration),
-        requests: None,
-        warmup: cp.step_warmup,
-    };
-    let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
-    let setup = Setup {
-        transport: p.transport.clone(),
-        mix: Arc::clone(&p.mix),
-        load: load.clone(),
-        duration: Some(cp.step_duration),
-        requests: None,
-        warmup: cp.step_warmup,
-        timeout: plan.timeout,
-        grace: plan.grace,
-        reject_status: plan.reject_status,
-        seed: plan.seed,
-    };
-    let finished = engine::run(setup, tx, cancel.clone()).await;
-    let timeline = collector.await.unwrap_or_default();
-    let info = RunInfo {
-        target: p.target.to_string(),
-        target_addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
-        embedded_target: plan.target.is_none(),
-        started_at: finished.started_at,
-        measured: finished.measured,
+    let (finished, timeline) = app::run_load(
+        &cp.run,
+        p.transport.clone(),
+        Arc::clone(&p.mix),
+        load.clone(),
+        cancel.clone(),
+    )
+    .await;
+    app::report_of(
+        &cp.run,
+        (&p.target, &p.addrs),
         load,
-        scheduled: finished.scheduled,
-        not_sent: finished.not_sent,
-        interrupted: finished.interrupted,
-        connections_opened: finished.connections,
-        settings: app::settings(plan),
-        warnings: Vec::new(),
-    };
-    let mut report = Report::build(&finished.recorder, &timeline, info);
-    report.warnings = app::warnings(plan, &report);
-    if finished.gave_up {
-        report.warnings.push(format!(
-            "stopped early: nothing answered in the first {}s and connections failed",
-            engine::UNREACHABLE_AFTER.as_secs()
-        ));
-    }
-    app::redact(
-        &mut report,
-        &Redactor::new(plan.good.iter().chain(&plan.decoys)),
-    );
-    report.thresholds = thresholds::evaluate(&report, &cp.slo);
-    report
+        &finished,
+        &timeline,
+        &cp.slo,
+    )
 }
