@@ -11,17 +11,18 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, CompareArgs, Format, ReportArgs, RunArgs};
 use crate::compare;
 use crate::credentials::{Credential, Mix};
-use crate::engine::{self, Setup};
+use crate::engine::{self, Finished, Load, Setup};
 use crate::exit;
 use crate::export::{self, text::Style};
 use crate::mock_server::{self, MockServer};
 use crate::outcome::CredKind;
 use crate::plan::Plan;
 use crate::progress::{self, Goal, Mode};
+use crate::recorder::Timeline;
 use crate::report::{Report, RunInfo, Settings};
 use crate::secrets::Redactor;
 use crate::target::Target;
-use crate::thresholds;
+use crate::thresholds::{self, Threshold};
 use crate::transport::{self, ConnectionStats, SetupError, Transport};
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -37,6 +38,7 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => runtime.block_on(run(&args)),
+        Command::Capacity(args) => runtime.block_on(crate::capacity::run(&args)),
         Command::Serve(args) => match runtime.block_on(mock_server::serve_main(args)) {
             Ok(()) => exit::OK,
             Err(e) => {
@@ -76,14 +78,106 @@ pub async fn run(args: &RunArgs) -> u8 {
 pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let mut plan = Plan::build(args).map_err(|e| Fail(exit::USAGE, e.to_string()))?;
     // Registered before anything starts, so that no Ctrl-C falls between start and handler.
-    let mut interrupts = Interrupts::new()
+    let interrupts = Interrupts::new()
         .map_err(|e| Fail(exit::TOOL_FAILURE, format!("cannot listen for Ctrl-C: {e}")))?;
+    let Prepared {
+        target,
+        addrs,
+        transport,
+        mix,
+        mut server,
+    } = prepare(&mut plan).await?;
+
+    // Ctrl-C: the first stops the run and keeps the report; the second exits at once.
+    let cancel = CancellationToken::new();
+    let signals = watch_interrupts(interrupts, cancel.clone(), plan.quiet);
+
+    // The connections hand their timings to the transport when they are dropped.
+    let connections = transport.clone();
+    let (finished, timeline) = run_load(&plan, transport, mix, plan.load.clone(), cancel).await;
+    signals.abort();
+    if let Some(s) = server.take() {
+        s.stop().await;
+    }
+    let report = report_of(
+        &plan,
+        (&target, &addrs),
+        plan.load.clone(),
+        &finished,
+        &timeline,
+        &connections.stats(),
+        &plan.thresholds,
+    );
+
+    if !plan.quiet {
+        print!(
+            "{}",
+            export::text::render(&report, Style { color: color() })
+        );
+    }
+    let outputs: [(&Option<std::path::PathBuf>, &str, Render); 3] = [
+        (&plan.json, "JSON report", export::json::render),
+        (&plan.junit, "JUnit report", |r| {
+            export::junit::render(r).into_bytes()
+        }),
+        (&plan.markdown, "Markdown summary", |r| {
+            export::markdown::render(r).into_bytes()
+        }),
+    ];
+    for (path, what, render) in outputs {
+        if let Some(path) = path {
+            export::write_atomically(path, &render(&report)).map_err(|e| {
+                Fail(
+                    exit::TOOL_FAILURE,
+                    format!("cannot write the {what} {}: {e}", path.display()),
+                )
+            })?;
+        }
+    }
+
+    // Failed thresholds go to stderr too (even with --quiet): the CI log says why it failed.
+    for t in report.thresholds.iter().filter(|t| !t.passed) {
+        eprintln!(
+            "threshold failed: {} (observed {}){}",
+            thresholds::label(t),
+            thresholds::format_observed(t),
+            if t.default { " [default]" } else { "" }
+        );
+    }
+    let code = exit::of_report(&report);
+    if code == exit::UNREACHABLE {
+        let why = report
+            .problems
+            .get("connect_error")
+            .or_else(|| report.problems.get("io_error"))
+            .or_else(|| report.problems.get("timeout"))
+            .map(|p| p.example.as_str())
+            .unwrap_or("no response");
+        eprintln!("error: the target could not be reached: no request got any response ({why})");
+    }
+    Ok(Ran { report, code })
+}
+
+/// What every run against a target needs, set up once: the target (the embedded mock server
+/// when none is given), its addresses, the HTTP client and the credential mix.
+pub(crate) struct Prepared {
+    pub target: Target,
+    pub addrs: Vec<std::net::SocketAddr>,
+    pub transport: Transport,
+    pub mix: Arc<Mix>,
+    /// The embedded mock server, to stop when done.
+    pub server: Option<MockServer>,
+}
+
+/// Starts the embedded mock server when the plan has no target (its users become the plan's),
+/// prints the plan's notes, resolves the target, and builds the transport and the mix.
+pub(crate) async fn prepare(plan: &mut Plan) -> Result<Prepared, Fail> {
+    let quiet = plan.quiet;
     let say = |line: &str| {
-        if !plan.quiet {
+        if !quiet {
             eprintln!("{line}");
         }
     };
-
     // Enough descriptors for every worker's socket, or a clear message before anything is sent.
     match crate::limits::ensure_open_files(
         crate::limits::needed(
@@ -162,8 +256,6 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
                 format!("cannot set up the HTTP client: {e:#}"),
             ),
         })?;
-    // The connections hand their timings to the transport when they are dropped.
-    let connections = transport.clone();
     let wrong_targets: Vec<Credential> = if plan.lockout_test {
         plan.decoys.iter().chain(&plan.good).cloned().collect()
     } else {
@@ -181,24 +273,24 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         return Err(Fail(exit::USAGE, "no good credentials to send".into()));
     }
 
-    // Ctrl-C: the first stops the run and keeps the report; the second exits at once.
-    let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    let quiet = plan.quiet;
-    let signals = tokio::spawn(async move {
-        if interrupts.recv().await {
-            if !quiet {
-                eprintln!(
-                    "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
-                );
-            }
-            interrupt.cancel();
-            if interrupts.recv().await {
-                std::process::exit(exit::INTERRUPTED as i32);
-            }
-        }
-    });
+    Ok(Prepared {
+        target,
+        addrs,
+        transport,
+        mix: Arc::new(mix),
+        server,
+    })
+}
 
+/// One run of the engine with `load` and the plan's length, warm-up and mix, with the plan's
+/// progress display; the timeline comes back beside what the engine finished with.
+pub(crate) async fn run_load(
+    plan: &Plan,
+    transport: Transport,
+    mix: Arc<Mix>,
+    load: Load,
+    cancel: CancellationToken,
+) -> (Finished, Timeline) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let goal = Goal {
         duration: plan.duration,
@@ -208,8 +300,8 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
     let setup = Setup {
         transport,
-        mix: Arc::new(mix),
-        load: plan.load.clone(),
+        mix,
+        load,
         duration: plan.duration,
         requests: plan.requests,
         warmup: plan.warmup,
@@ -220,28 +312,37 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     };
     let finished = engine::run(setup, tx, cancel).await;
     let timeline = collector.await.unwrap_or_default();
-    signals.abort();
-    if let Some(s) = server.take() {
-        s.stop().await;
-    }
+    (finished, timeline)
+}
 
+/// The report of a finished run: its figures, the warnings, secrets masked, and `thresholds`
+/// evaluated.
+pub(crate) fn report_of(
+    plan: &Plan,
+    (target, addrs): (&Target, &[std::net::SocketAddr]),
+    load: Load,
+    finished: &Finished,
+    timeline: &Timeline,
+    connections: &ConnectionStats,
+    thresholds: &[Threshold],
+) -> Report {
     let info = RunInfo {
         target: target.to_string(),
         target_addrs: addrs.iter().map(|a| a.to_string()).collect(),
         embedded_target: plan.target.is_none(),
         started_at: finished.started_at,
         measured: finished.measured,
-        load: plan.load.clone(),
+        load,
         scheduled: finished.scheduled,
         not_sent: finished.not_sent,
         interrupted: finished.interrupted,
         connections_opened: finished.connections,
-        settings: settings(&plan),
+        settings: settings(plan),
         warnings: Vec::new(),
     };
-    let mut report = Report::build(&finished.recorder, &timeline, info);
-    add_connection_stats(&mut report, &connections.stats(), &plan, &target);
-    report.warnings = warnings(&plan, &report);
+    let mut report = Report::build(&finished.recorder, timeline, info);
+    add_connection_stats(&mut report, connections, plan, target);
+    report.warnings = warnings(plan, &report);
     if finished.gave_up {
         report.warnings.push(format!(
             "stopped early: nothing answered in the first {}s and connections failed",
@@ -252,62 +353,36 @@ pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
         &mut report,
         &Redactor::new(plan.good.iter().chain(&plan.decoys)),
     );
+    report.thresholds = thresholds::evaluate(&report, thresholds);
+    report
+}
 
-    report.thresholds = thresholds::evaluate(&report, &plan.thresholds);
-
-    if !plan.quiet {
-        print!(
-            "{}",
-            export::text::render(&report, Style { color: color() })
-        );
-    }
-    let outputs: [(&Option<std::path::PathBuf>, &str, Render); 3] = [
-        (&plan.json, "JSON report", export::json::render),
-        (&plan.junit, "JUnit report", |r| {
-            export::junit::render(r).into_bytes()
-        }),
-        (&plan.markdown, "Markdown summary", |r| {
-            export::markdown::render(r).into_bytes()
-        }),
-    ];
-    for (path, what, render) in outputs {
-        if let Some(path) = path {
-            export::write_atomically(path, &render(&report)).map_err(|e| {
-                Fail(
-                    exit::TOOL_FAILURE,
-                    format!("cannot write the {what} {}: {e}", path.display()),
-                )
-            })?;
+/// Ctrl-C: the first cancels `cancel` (the run stops and keeps its report); the second exits at
+/// once. Abort the task when done.
+pub(crate) fn watch_interrupts(
+    mut interrupts: Interrupts,
+    cancel: CancellationToken,
+    quiet: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if interrupts.recv().await {
+            if !quiet {
+                eprintln!(
+                    "\ninterrupted: finishing requests in flight (Ctrl-C again to exit at once)"
+                );
+            }
+            cancel.cancel();
+            if interrupts.recv().await {
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
         }
-    }
-
-    // Failed thresholds go to stderr too (even with --quiet): the CI log says why it failed.
-    for t in report.thresholds.iter().filter(|t| !t.passed) {
-        eprintln!(
-            "threshold failed: {} (observed {}){}",
-            thresholds::label(t),
-            thresholds::format_observed(t),
-            if t.default { " [default]" } else { "" }
-        );
-    }
-    let code = exit::of_report(&report);
-    if code == exit::UNREACHABLE {
-        let why = report
-            .problems
-            .get("connect_error")
-            .or_else(|| report.problems.get("io_error"))
-            .or_else(|| report.problems.get("timeout"))
-            .map(|p| p.example.as_str())
-            .unwrap_or("no response");
-        eprintln!("error: the target could not be reached: no request got any response ({why})");
-    }
-    Ok(Ran { report, code })
+    })
 }
 
 type Render = fn(&Report) -> Vec<u8>;
 
 /// Colour on stdout: a terminal, and `NO_COLOR` unset or empty.
-fn color() -> bool {
+pub(crate) fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
@@ -372,7 +447,7 @@ fn report_main(args: &ReportArgs) -> u8 {
     }
 }
 
-fn settings(plan: &Plan) -> Settings {
+pub(crate) fn settings(plan: &Plan) -> Settings {
     Settings {
         scenario: plan.scenario.display().to_string(),
         requests: plan.requests,
@@ -394,7 +469,7 @@ fn settings(plan: &Plan) -> Settings {
 }
 
 /// What a person should not miss, in plain words.
-fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
+pub(crate) fn warnings(plan: &Plan, r: &Report) -> Vec<String> {
     let mut w = plan.notes.clone();
     let c = &r.counts;
     if c.bad_accepted > 0 {
@@ -511,7 +586,7 @@ fn add_connection_stats(report: &mut Report, s: &ConnectionStats, plan: &Plan, t
     };
 }
 
-fn redact(report: &mut Report, redactor: &Redactor) {
+pub(crate) fn redact(report: &mut Report, redactor: &Redactor) {
     for p in report
         .problems
         .values_mut()
@@ -528,7 +603,7 @@ fn redact(report: &mut Report, redactor: &Redactor) {
 }
 
 /// Ctrl-C (SIGINT on Unix, Ctrl-C on Windows), listened for from the moment it is created.
-struct Interrupts {
+pub(crate) struct Interrupts {
     #[cfg(unix)]
     signal: tokio::signal::unix::Signal,
     #[cfg(windows)]
@@ -536,7 +611,7 @@ struct Interrupts {
 }
 
 impl Interrupts {
-    fn new() -> std::io::Result<Interrupts> {
+    pub(crate) fn new() -> std::io::Result<Interrupts> {
         #[cfg(unix)]
         let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         #[cfg(windows)]

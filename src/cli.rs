@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a load test (with no target anywhere, against an embedded mock server on 127.0.0.1)
     Run(Box<RunArgs>),
+    /// Find the highest login rate the target sustains within its SLO (open-model steps, then bisection)
+    Capacity(Box<CapacityArgs>),
     /// Run the mock ServiceDesk token endpoint
     Serve(crate::mock_server::ServeArgs),
     /// Compare a JSON report with a baseline: exit 1 when something regressed beyond the margin
@@ -186,6 +188,71 @@ pub struct RunArgs {
     /// Write a Markdown summary (for a CI job summary) to FILE
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+}
+
+const CAPACITY_EXAMPLES: &str = "\
+Examples:
+  sdload capacity scenarios/capacity.toml --target URL --credentials users.csv
+  sdload capacity --slo 'token_issued.p99 < 250ms' --slo 'error < 1%' --target URL --credentials u.csv
+  sdload capacity --slo 'p99 < 100ms' --start-rate 50 --max-rate 400 --require-rate 200 --json c.json
+
+Each step is an open-model run at a constant rate: --step-warmup, left out of its figures, then
+--step-duration measured with its own histograms. A step fails when it breaks an SLO (same
+language as run --threshold; bad_accepted == 0 and invalid_token == 0 apply too unless
+--no-default-thresholds) or falls behind its schedule (logins not sent). Rates rise x1.5 from
+--start-rate until a step fails or --max-rate passes, then bisect between the highest passing and
+the lowest failing rate until they are within --precision. A step with an error rate over 50%
+ends the search at once. Ctrl-C ends the search and reports what is known.
+
+The flags of run that shape the load (--rate, --ramp, -c, -d, -n, --warmup, --threshold, --junit,
+--markdown) do not apply; the others (target, credentials, mix, --arrivals, --max-in-flight,
+--timeout, --json ...) do. Every capacity flag is also a key of a [capacity] table in the scenario.
+
+Exit codes: 0 the search ended; 1 the capacity found is below --require-rate; 2 bad usage;
+3 the target could not be reached; 4 the tool failed (e.g. the JSON file); 130 interrupted.";
+
+/// `sdload capacity`: `run`'s flags for the target, credentials and mix (the load-shaping ones
+/// are refused), and the search's own. Each of these has a key in the scenario's `[capacity]`.
+#[derive(Args, Debug, Default, Clone)]
+#[command(after_help = CAPACITY_EXAMPLES)]
+#[command(mut_arg("rate", |a| a.hide(true)), mut_arg("ramp", |a| a.hide(true)),
+          mut_arg("concurrency", |a| a.hide(true)), mut_arg("duration", |a| a.hide(true)),
+          mut_arg("requests", |a| a.hide(true)), mut_arg("warmup", |a| a.hide(true)),
+          mut_arg("threshold", |a| a.hide(true)), mut_arg("junit", |a| a.hide(true)),
+          mut_arg("markdown", |a| a.hide(true)),
+          mut_arg("json", |a| a.help("Write the JSON report (schema sdload.capacity/v1: the result, and every step's run report with its histograms) to FILE")),
+          mut_arg("no_default_thresholds", |a| a.help("Leave the default thresholds (bad_accepted == 0, invalid_token == 0) out of the SLO")))]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// The service level objective every step must meet, repeatable: 'token_issued.p99 < 250ms', 'error < 1%'
+    #[arg(long = "slo", value_name = "EXPR")]
+    pub slo: Vec<String>,
+
+    /// The first step's rate, in logins per second [default: 10]
+    #[arg(long, value_name = "N")]
+    pub start_rate: Option<f64>,
+
+    /// No step goes above this rate; passing it means "at least max-rate" [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
+
+    /// How long each step is measured [default: 20s]
+    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    pub step_duration: Option<Duration>,
+
+    /// How long each step runs first at its rate, left out of its figures [default: 5s]
+    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    pub step_warmup: Option<Duration>,
+
+    /// Bisect until the lowest failing rate is within this of the highest passing one: 5% or 0.05 [default: 5%]
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub precision: Option<f64>,
+
+    /// Exit 1 when the capacity found is below N logins per second (a CI gate)
+    #[arg(long, value_name = "N")]
+    pub require_rate: Option<f64>,
 }
 
 /// The formats a saved report can be printed in.

@@ -15,6 +15,7 @@
 //! real HTTP peer.
 
 pub mod app;
+pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod credentials;

@@ -57,6 +57,34 @@ pub struct Scenario {
     pub no_default_thresholds: S<bool>,
     pub junit: S<String>,
     pub markdown: S<String>,
+    /// `sdload capacity`: the search (`run` ignores it).
+    pub capacity: Option<Spanned<CapacityTable>>,
+}
+
+/// `[capacity]`: every flag of `sdload capacity` but those it shares with `run`.
+///
+/// ```toml
+/// [capacity]
+/// slo = ["token_issued.p99 < 250ms", "error < 1%"]   # or a table of name = "expr"
+/// start_rate = 20
+/// max_rate = 2000
+/// step_duration = "20s"
+/// step_warmup = "5s"
+/// precision = "5%"        # or 0.05
+/// require_rate = 300
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityTable {
+    pub slo: Option<Spanned<Thresholds>>,
+    pub start_rate: S<f64>,
+    pub max_rate: S<f64>,
+    pub step_duration: S<String>,
+    pub step_warmup: S<String>,
+    /// `"5%"` or `0.05`.
+    pub precision: S<toml::Value>,
+    pub require_rate: S<f64>,
+    pub json: S<String>,
 }
 
 /// `thresholds = ["p99 < 250ms", "error < 1%"]`, or a table whose keys name them:

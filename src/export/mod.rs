@@ -1,5 +1,6 @@
 //! Exporters: `Report` → bytes, one file per format. Writing files happens once, here.
 
+pub mod capacity_text;
 pub mod json;
 pub mod junit;
 pub mod markdown;

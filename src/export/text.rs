@@ -22,16 +22,16 @@ impl Style {
             text.to_owned()
         }
     }
-    fn bold(&self, t: &str) -> String {
+    pub(crate) fn bold(&self, t: &str) -> String {
         self.paint("1", t)
     }
-    fn bad(&self, t: &str) -> String {
+    pub(crate) fn bad(&self, t: &str) -> String {
         self.paint("1;31", t)
     }
-    fn warn(&self, t: &str) -> String {
+    pub(crate) fn warn(&self, t: &str) -> String {
         self.paint("33", t)
     }
-    fn dim(&self, t: &str) -> String {
+    pub(crate) fn dim(&self, t: &str) -> String {
         self.paint("2", t)
     }
 }

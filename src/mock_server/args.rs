@@ -47,6 +47,7 @@ Examples:
   sdload serve --prefix /SD.WebAPI --generate-users 50 --write-users users.csv
   sdload run --target http://127.0.0.1:8080/SD.WebAPI/ --credentials users.csv
   sdload serve --listen 127.0.0.1:0 --users users.csv --latency 2ms..20ms --hash-iterations 10000
+  sdload serve --capacity 200 --latency 2ms   at most 200 logins/s, then a queue (sdload capacity)
   sdload serve --latency-fail 5ms --latency-ok 100ms --lockout-after 5 --lockout-for 1m
   sdload serve --pause-every 10s --pause-for 2s --error-rate 0.01 --drop-rate 0.01 --seed 7
   sdload serve --tls-self-signed --tls-write-cert cert.pem   (then: sdload run --ca-cert cert.pem)
@@ -133,6 +134,11 @@ pub struct BehaviourArgs {
     /// Latency of refused logins instead of --latency
     #[arg(long, value_name = "D|MIN..MAX", value_parser = parse_latency)]
     pub latency_fail: Option<LatencyRange>,
+
+    /// Serve at most N token POSTs per second; the rest queue in order, so latency climbs as on a
+    /// saturated server (a known answer for `sdload capacity`)
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<f64>,
 
     /// Run PBKDF2-HMAC-SHA256 with N iterations per login attempt (real CPU cost)
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -253,6 +259,7 @@ impl ServeArgs {
             garbage: b.garbage,
             echo_body: b.echo_body,
             tls: None,
+            capacity: b.capacity,
         }
     }
 }
@@ -375,6 +382,9 @@ fn describe_faults(c: &Config) -> Vec<String> {
     }
     if let Some(r) = c.latency_fail {
         out.push(format!("latency-fail {}", latency(r)));
+    }
+    if let Some(n) = c.capacity {
+        out.push(format!("capacity {n} logins/s (the rest queue)"));
     }
     if c.hash_iterations > 0 {
         out.push(format!("hash-iterations {}", c.hash_iterations));

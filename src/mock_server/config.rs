@@ -97,6 +97,9 @@ pub struct Config {
     pub echo_body: bool,
     /// Serve HTTPS with this certificate (and require client certificates when it says so).
     pub tls: Option<super::TlsIdentity>,
+    /// At most this many token POSTs are served per second; beyond that they queue, first come
+    /// first served, so latency climbs as on a saturated server. `None`: no limit.
+    pub capacity: Option<f64>,
 }
 
 impl Config {
@@ -144,6 +147,13 @@ impl Config {
         }
         if let Some(code) = self.reject_status {
             check_reject_status(code)?;
+        }
+        if let Some(n) = self.capacity {
+            if !(n.is_finite() && n > 0.0 && n <= 1_000_000.0) {
+                return Err(format!(
+                    "--capacity must be above 0 logins per second (at most 1000000), not {n}"
+                ));
+            }
         }
         if self.max_tokens == Some(0) {
             return Err("--max-tokens must be at least 1".into());
@@ -308,5 +318,7 @@ mod tests {
         assert!(bad(|c| c.reject_status = Some(200)).contains("--reject-status"));
         assert!(bad(|c| c.latency = Some((MS(5), MS(1)))).contains("--latency"));
         assert!(bad(|c| c.max_tokens = Some(0)).contains("--max-tokens"));
+        assert!(bad(|c| c.capacity = Some(0.0)).contains("--capacity"));
+        assert!(bad(|c| c.capacity = Some(f64::NAN)).contains("--capacity"));
     }
 }

@@ -59,6 +59,12 @@ pub(crate) async fn token_endpoint(
             };
         }
     };
+    // A saturated server: wait for a slot, in order of arrival.
+    if let Some(pacer) = &s.pacer {
+        if pacer.wait().await {
+            bump(&s.counters.queued);
+        }
+    }
     if s.config.never_answer {
         // Read and counted; the client waits until its timeout (or the server stops).
         return std::future::pending().await;

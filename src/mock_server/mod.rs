@@ -7,7 +7,7 @@
 //!
 //! Modules: `config` (the switches and their parsers), `users` (generated users, password check,
 //! lockout), `tokens` (the bounded store of issued tokens), `faults` (pause schedule, stall rule,
-//! per-connection randomness), `stats` (atomic counters and the `Stats` snapshot), `login` (the
+//! per-connection randomness), `pacer` (the `capacity` queue), `stats` (atomic counters and the `Stats` snapshot), `login` (the
 //! token endpoint), `routes` (router, protected calls, stats endpoint, counting middleware),
 //! `responses` (IIS-like bodies), `accept` (accept loop and graceful stop), `args` (`sdload serve`).
 
@@ -16,6 +16,7 @@ mod args;
 mod config;
 mod faults;
 mod login;
+mod pacer;
 mod responses;
 mod routes;
 mod state;

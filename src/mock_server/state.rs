@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::config::{normalize_prefix, Config, DEFAULT_MAX_TOKENS};
 use super::faults::PauseSchedule;
+use super::pacer::Pacer;
 use super::stats::Counters;
 use super::tokens::TokenStore;
 use super::users::Accounts;
@@ -20,6 +21,8 @@ pub(crate) struct Shared {
     pub api_base: String,
     pub reject: StatusCode,
     pub pause: Option<PauseSchedule>,
+    /// `capacity`: the queue every token POST goes through.
+    pub pacer: Option<Pacer>,
     pub counters: Counters,
     pub accounts: Accounts,
     pub tokens: TokenStore,
@@ -53,6 +56,7 @@ impl Shared {
             api_base: format!("{}/api/", config.prefix),
             reject,
             pause,
+            pacer: config.capacity.map(Pacer::new),
             counters: Counters::default(),
             accounts,
             tokens,

@@ -34,6 +34,8 @@ pub struct Stats {
     pub stalled: u64,
     /// Requests that waited for a server pause to end (`pause_every`).
     pub paused: u64,
+    /// Token POSTs that waited for a free slot (`capacity`: the server was saturated).
+    pub queued: u64,
     /// Answers by status code (`"200"`, `"403"`, ...); dropped requests have none.
     pub responses: BTreeMap<String, u64>,
 }
@@ -67,6 +69,7 @@ pub(crate) struct Counters {
     pub injected_errors: AtomicU64,
     pub stalled: AtomicU64,
     pub paused: AtomicU64,
+    pub queued: AtomicU64,
     responses: Box<[AtomicU64]>,
 }
 
@@ -85,6 +88,7 @@ impl Default for Counters {
             injected_errors: AtomicU64::new(0),
             stalled: AtomicU64::new(0),
             paused: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             responses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -117,6 +121,7 @@ impl Counters {
             injected_errors: get(&self.injected_errors),
             stalled: get(&self.stalled),
             paused: get(&self.paused),
+            queued: get(&self.queued),
             responses: self
                 .responses
                 .iter()
