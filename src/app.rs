@@ -209,6 +209,7 @@ pub(crate) async fn prepare(plan: &mut Plan) -> Result<Prepared, Fail> {
             let config = mock_server::Config {
                 users: users.iter().chain(&decoys).cloned().collect(),
                 latency: plan.embedded.latency,
+                hash_iterations: plan.embedded.hash_iterations,
                 ..Default::default()
             };
             let s = MockServer::start(config).await.map_err(|e| {
