@@ -77,6 +77,29 @@ pub async fn run(args: &RunArgs) -> u8 {
 /// The whole `run` pipeline; prints unless quiet. Tests call it in-process.
 pub async fn execute(args: &RunArgs) -> Result<Ran, Fail> {
     let mut plan = Plan::build(args).map_err(|e| Fail(exit::USAGE, e.to_string()))?;
+    // A report that cannot be written would only fail after the whole run: check its folder now.
+    for (path, what) in [
+        (&plan.json, "--json"),
+        (&plan.junit, "--junit"),
+        (&plan.markdown, "--markdown"),
+    ] {
+        if let Some(dir) = path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            if !dir.is_dir() {
+                return Err(Fail(
+                    exit::USAGE,
+                    format!(
+                        "{what} {}: the folder {} does not exist",
+                        path.as_ref().expect("some").display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+    }
     // Registered before anything starts, so that no Ctrl-C falls between start and handler.
     let interrupts = Interrupts::new()
         .map_err(|e| Fail(exit::TOOL_FAILURE, format!("cannot listen for Ctrl-C: {e}")))?;
@@ -232,9 +255,7 @@ pub(crate) async fn prepare(plan: &mut Plan) -> Result<Prepared, Fail> {
             target
         }
     };
-    for note in &plan.notes {
-        say(&format!("note: {note}"));
-    }
+    // The plan's notes are not printed here: they end the report, as its warnings.
 
     let addrs = target.resolve().await.map_err(|e| {
         Fail(

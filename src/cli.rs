@@ -305,6 +305,11 @@ pub fn parse_share(text: &str) -> Result<f64, String> {
         None => (t, 1.0),
     };
     match num.parse::<f64>() {
+        // A bare 5 is far more likely to mean 5 % than 500 %: ask rather than guess.
+        Ok(v) if scale == 1.0 && v > 1.0 => Err(format!(
+            "`{text}` would mean {}%: write {text}% for {text} percent, or a fraction such as 0.05",
+            v * 100.0
+        )),
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / scale),
         _ => Err(format!("`{text}` is not a share: write e.g. 10% or 0.1")),
     }

@@ -34,7 +34,7 @@ impl fmt::Debug for Credential {
 /// A credentials file that cannot be used; the message names the file, the line and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read the credentials file: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

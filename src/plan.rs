@@ -311,6 +311,13 @@ fn load(
                 duration.or(Some(total))
             };
             let d = duration.expect("set above");
+            if d < total {
+                notes.push(format!(
+                    "the duration ({}) cuts the stages short: they last {}",
+                    duration::format(d),
+                    duration::format(total)
+                ));
+            }
             if d > total {
                 let last = list.last().expect("at least one stage").to;
                 list.push(Stage {

@@ -141,6 +141,12 @@ fn status(live: &Live, timeline: &Timeline, elapsed: Duration, goal: Goal) -> St
     let newest = now_s
         .saturating_sub(2)
         .min(timeline.seconds.len().saturating_sub(1));
+    // The newest complete second's count is the current rate; before one is complete, the
+    // count since the previous display.
+    let rps = match timeline.seconds.get(newest) {
+        Some(s) if now_s >= 2 => s.requests,
+        _ => live.rate.round() as u64,
+    };
     let p99 = timeline
         .seconds
         .get(newest)
@@ -150,7 +156,7 @@ fn status(live: &Live, timeline: &Timeline, elapsed: Duration, goal: Goal) -> St
     format!(
         "{} requests · {} req/s · 403 {} · errors {} · p99 {} ms",
         thousands(live.requests),
-        thousands(live.rate.round() as u64),
+        thousands(rps),
         pct(forbidden),
         thousands(live.errors),
         ms(p99)

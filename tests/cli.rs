@@ -304,3 +304,32 @@ fn every_shipped_scenario_plans() {
         }
     }
 }
+
+#[test]
+fn unwritable_report_folder_and_ambiguous_margin_are_refused_before_anything_runs() {
+    let started = std::time::Instant::now();
+    let out = sdload(&[
+        "run",
+        "-d",
+        "30s",
+        "--json",
+        "/nonexistent-sdload-dir/r.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the folder /nonexistent-sdload-dir does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused before the run"
+    );
+    let out = sdload(&["compare", "a.json", "b.json", "--max-regression", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("write 5% for 5 percent"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -97,6 +97,10 @@ async fn rates_are_kept_exactly_high_low_and_fractional() {
     );
 
     let r = run(&open(&fx, 0.5, 4.0)).await.report;
+    // The run lasts its duration even when the last request ended early: throughput is
+    // requests over the duration, not over the time to the last answer.
+    assert!(r.duration_s >= 3.9, "{}", r.duration_s);
+    assert!(r.rates.throughput_rps <= 0.8, "{}", r.rates.throughput_rps);
     assert!((1..=3).contains(&r.counts.total), "{}", r.counts.total);
 }
 

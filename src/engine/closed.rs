@@ -131,6 +131,14 @@ async fn worker(
         {
             break;
         }
+        if let Some(pause) = worker.backoff() {
+            let wake = Instant::now() + pause;
+            let wake = shared.end_at.map_or(wake, |end| wake.min(end));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = &mut hard_stop => break,
+            }
+        }
     }
     worker.finish()
 }

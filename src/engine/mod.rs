@@ -240,6 +240,8 @@ struct Worker {
     open: bool,
     answered: bool,
     connect_failed: bool,
+    /// Connect failures in a row, for the closed model's back-off.
+    failing: u32,
 }
 
 impl Worker {
@@ -249,6 +251,7 @@ impl Worker {
             open,
             answered: false,
             connect_failed: false,
+            failing: 0,
         }
     }
 
@@ -301,6 +304,11 @@ impl Worker {
             self.connect_failed = true;
             shared.connect_failed.store(true, Ordering::Relaxed);
         }
+        if classified.outcome == Outcome::ConnectError {
+            self.failing = self.failing.saturating_add(1);
+        } else {
+            self.failing = 0;
+        }
         if job.warm {
             return sent.is_some();
         }
@@ -341,6 +349,14 @@ impl Worker {
             interval.record(outcome, status, latency_us);
         });
         sent.is_some()
+    }
+
+    /// How long to wait before the next request after connect failures in a row: a closed-model
+    /// worker would otherwise retry a dead target tens of thousands of times a second. Doubles
+    /// from 1 ms to 250 ms, so a target that comes back is reached again within a quarter second.
+    fn backoff(&self) -> Option<Duration> {
+        (self.failing > 0)
+            .then(|| Duration::from_millis((1u64 << (self.failing - 1).min(8)).min(250)))
     }
 
     /// How many connections the worker opened.

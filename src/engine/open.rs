@@ -26,6 +26,8 @@ struct Schedule {
     origin: Instant,
     end_at: Option<Instant>,
     limit: Option<u64>,
+    /// The schedule ended on `limit` (`--requests`), not on the end of the duration.
+    limit_reached: bool,
 }
 
 impl Schedule {
@@ -44,8 +46,11 @@ impl Schedule {
         }
         let (index, at) = self.main.next_start()?;
         let scheduled = self.origin + at;
-        if self.end_at.is_some_and(|end| scheduled >= end) || self.limit.is_some_and(|n| index >= n)
-        {
+        if self.limit.is_some_and(|n| index >= n) {
+            self.limit_reached = true;
+            return None;
+        }
+        if self.end_at.is_some_and(|end| scheduled >= end) {
             return None;
         }
         Some(Job {
@@ -79,6 +84,7 @@ pub(super) async fn run(
         origin: shared.warm_until,
         end_at: shared.end_at,
         limit: setup.requests,
+        limit_reached: false,
     };
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<usize>();
@@ -115,7 +121,11 @@ pub(super) async fn run(
             }
         }
         let in_flight = slots.len() - idle.len();
-        if next.is_none() && pending.is_empty() && in_flight == 0 {
+        // Done early only when --requests ran out; a schedule that ends with the duration
+        // waits for the deadline, so that the measured time is the duration (a low rate's
+        // last request does not end the run and inflate its throughput).
+        let ended = schedule.limit_reached || shared.end_at.is_none();
+        if next.is_none() && pending.is_empty() && in_flight == 0 && ended {
             break End::Done;
         }
         let due = next.map(|j| j.scheduled);

@@ -83,11 +83,11 @@ pub fn render(r: &Report, style: Style) -> String {
     let model = match (r.model.as_str(), r.concurrency, r.rate, r.stages.is_empty()) {
         ("open", _, Some(rate), true) => format!("open model, {rate}/s"),
         ("open", _, Some(rate), false) => {
-            format!("open model, {} stages up to {rate}/s", r.stages.len())
+            format!("open model, {} up to {rate}/s", stages(r.stages.len()))
         }
         (_, Some(c), _, true) => format!("closed model, {c} workers"),
         (_, Some(c), _, false) => {
-            format!("closed model, {} stages up to {c} workers", r.stages.len())
+            format!("closed model, {} up to {c} workers", stages(r.stages.len()))
         }
         (m, ..) => m.to_owned(),
     };
@@ -300,7 +300,7 @@ pub fn render(r: &Report, style: Style) -> String {
             let _ = writeln!(
                 o,
                 "  {}",
-                s.dim("latency runs from each request's scheduled start, service time from its actual start; the lag is time spent waiting for a connection")
+                s.dim("latency runs from each request's scheduled start, service time from its actual start; the lag is time spent waiting for a free connection, plus the generator's own timer (about 1 ms)")
             );
         } else {
             let _ = writeln!(
@@ -418,6 +418,14 @@ pub fn render(r: &Report, style: Style) -> String {
         }
     }
     o
+}
+
+fn stages(n: usize) -> String {
+    if n == 1 {
+        "a ramp".into()
+    } else {
+        format!("{n} stages")
+    }
 }
 
 fn paint_if(s: Style, cond: bool, text: &str) -> String {
