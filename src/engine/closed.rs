@@ -32,18 +32,12 @@ pub(super) async fn run(
     }
 
     let mut connections = 0;
-    let mut collect = |r: Result<u64, tokio::task::JoinError>| {
-        // A worker that panicked lost only its connection count; its records are in the
-        // thread's recorder.
-        connections += r.unwrap_or(0);
-    };
-
     // Phase 1: until the end of the duration, the last request, or Ctrl-C.
     let mut timers = Timers::new(&shared);
     let end = loop {
         tokio::select! {
             r = set.join_next() => match r {
-                Some(r) => collect(r),
+                Some(r) => connections += r.unwrap_or(0),
                 None => break End::Done,
             },
             end = timers.wait(&shared, &cancel) => break end,
@@ -51,21 +45,7 @@ pub(super) async fn run(
     };
     // Phase 2: nothing new starts; requests in flight get the grace period.
     shared.stop.store(true, Ordering::Relaxed);
-    let grace = tokio::time::sleep(shared.setup.grace);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            r = set.join_next() => match r {
-                Some(r) => collect(r),
-                None => break,
-            },
-            _ = &mut grace, if !hard_stops.is_empty() => {
-                for tx in hard_stops.drain(..) {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    }
+    connections += super::finish_in_grace(&mut set, hard_stops, shared.setup.grace).await;
     Collected {
         connections,
         end,

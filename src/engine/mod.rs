@@ -190,6 +190,34 @@ pub async fn run(
     }
 }
 
+/// Phase 2 of a run: nothing new starts; requests in flight get `grace`, then each worker's
+/// hard stop fires (their requests become `unfinished`). Returns the connections the workers
+/// opened.
+async fn finish_in_grace(
+    set: &mut tokio::task::JoinSet<u64>,
+    mut hard_stops: Vec<oneshot::Sender<()>>,
+    grace: Duration,
+) -> u64 {
+    let mut connections = 0;
+    let grace = tokio::time::sleep(grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                // A worker that panicked lost only its connection count; its records are in
+                // its thread's recorder.
+                Some(r) => connections += r.unwrap_or(0),
+                None => return connections,
+            },
+            _ = &mut grace, if !hard_stops.is_empty() => {
+                for tx in hard_stops.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}
+
 /// Phase 1's timers: the end of the duration, Ctrl-C, and the unreachable check.
 struct Timers {
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,

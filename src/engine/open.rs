@@ -159,22 +159,7 @@ pub(super) async fn run(
     // request); requests in flight get the grace period.
     shared.stop.store(true, Ordering::Relaxed);
     drop(slots);
-    let mut connections = 0;
-    let grace = tokio::time::sleep(setup.grace);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            r = set.join_next() => match r {
-                Some(r) => connections += r.unwrap_or(0),
-                None => break,
-            },
-            _ = &mut grace, if !hard_stops.is_empty() => {
-                for tx in hard_stops.drain(..) {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    }
+    let connections = super::finish_in_grace(&mut set, hard_stops, setup.grace).await;
     Collected {
         connections,
         end,

@@ -249,17 +249,7 @@ pub fn render(r: &Report, style: Style) -> String {
         }
     }
     for (name, l) in rows {
-        let line = format!(
-            "  {:<18} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            name,
-            thousands(l.count),
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p95),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max)
-        );
+        let line = latency_row(name, l);
         let problem = Outcome::ALL
             .iter()
             .any(|x| x.name() == name && x.is_problem());
@@ -284,18 +274,7 @@ pub fn render(r: &Report, style: Style) -> String {
             }));
             rows.push(("schedule lag", lag_all));
             for (name, l) in rows {
-                let _ = writeln!(
-                    o,
-                    "  {:<18} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                    name,
-                    thousands(l.count),
-                    ms(l.p50),
-                    ms(l.p90),
-                    ms(l.p95),
-                    ms(l.p99),
-                    ms(l.p999),
-                    ms(l.max)
-                );
+                let _ = writeln!(o, "{}", latency_row(name, l));
             }
             let _ = writeln!(
                 o,
@@ -418,6 +397,21 @@ pub fn render(r: &Report, style: Style) -> String {
         }
     }
     o
+}
+
+/// One row of a latency table: count and percentiles, in the columns of its header.
+fn latency_row(name: &str, l: &LatencySummary) -> String {
+    format!(
+        "  {:<18} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        name,
+        thousands(l.count),
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p95),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    )
 }
 
 fn stages(n: usize) -> String {
