@@ -237,6 +237,7 @@ pub fn parse(source: &Source) -> Result<Scenario, ScenarioError> {
             .replace("expected i64", "expected an integer")
             .replace("expected f64", "expected a number");
         let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
+        let message = suggest_key(&message).unwrap_or(message);
         let message = match key_on_line(text, line) {
             // The value may be a password written with the wrong type: never echo it.
             Some(key) if key.contains("password") => format!("{key}: invalid value"),
@@ -249,6 +250,19 @@ pub fn parse(source: &Source) -> Result<Scenario, ScenarioError> {
             message,
         }
     })
+}
+
+/// "unknown field `duraton`, expected one of `target`, ... (34 keys)" becomes
+/// "unknown field `duraton`: did you mean `duration`?" when one key is a typo away.
+fn suggest_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected one of")?.1;
+    let keys = expected.split('`').skip(1).step_by(2);
+    let guess = crate::thresholds::closest(unknown, keys)?;
+    Some(format!(
+        "unknown field `{unknown}`: did you mean `{guess}`?"
+    ))
 }
 
 /// The key of a `key = value` line, to name it in type errors (toml's message does not).
@@ -286,6 +300,17 @@ mod tests {
         assert!(
             err.starts_with("s.toml:2: unknown field `concurency`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_mistyped_key_gets_a_suggestion() {
+        let err = parse(&src("concurrency = 4\nduraton = \"5s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "s.toml:2: unknown field `duraton`: did you mean `duration`?"
         );
     }
 

@@ -577,6 +577,11 @@ fn suggestion(s: &str) -> Option<&'static str> {
         .chain(RATES.iter().copied())
         .chain(Family::ALL.iter().map(|f| f.name()))
         .chain(["throughput_rps", "min", "mean", "max"]);
+    closest(s, names)
+}
+
+/// The name in `names` closest to `s` within two edits (typos), for "did you mean".
+pub(crate) fn closest<'a>(s: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     names
         .map(|n| (edit_distance(s, n), n))
         .filter(|(d, _)| *d <= 2)

@@ -41,8 +41,7 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        r#"  <testsuite name="sdload thresholds: {}" tests="{tests}" failures="{failures}" errors="0" skipped="0" time="{:.3}" timestamp="{}">"#,
-        escape(&r.target),
+        r#"  <testsuite name="sdload thresholds" tests="{tests}" failures="{failures}" errors="0" skipped="0" time="{:.3}" timestamp="{}">"#,
         r.duration_s,
         escape(r.started_at.trim_end_matches('Z'))
     );
