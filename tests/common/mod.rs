@@ -93,50 +93,12 @@ pub fn assert_counts_add_up(r: &sdload::report::Report) {
     );
 }
 
-/// A raw HTTP/1.1 server on 127.0.0.1:0 that answers every request it reads with `response`
-/// (bytes as given), keeping the connection open. For behaviours the mock server does not have.
+/// A raw HTTP/1.1 server on 127.0.0.1:0 that answers every request with `response` (bytes as
+/// given), keeping the connection open: for answers the mock server does not give.
 pub async fn raw_server(response: &'static [u8]) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    // One request: headers, then Content-Length bytes of body.
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + len {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    buf.drain(..end + 4 + len);
-                    if stream.write_all(response).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    raw_server_with(move |_| Reply::Bytes(response.to_vec()))
+        .await
+        .addr
 }
 
 /// One request as a raw test server read it.
