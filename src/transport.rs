@@ -503,7 +503,13 @@ impl Connection {
     ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
+        // Origin form (`POST /SD.WebAPI/api/authorization/token`) with the Host header, as
+        // browsers and every HTTP/1.1 client send it; `uri` stays absolute for redirects.
+        *request.uri_mut() = Uri::from(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
+        );
         let host = match via {
             Via::Target => self.shared.target.host_header.clone(),
             Via::Other { authority, .. } => HeaderValue::from_str(authority)

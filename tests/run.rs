@@ -358,3 +358,41 @@ async fn redirects_are_other_status_with_their_location_shown_once() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_line_is_origin_form_with_a_host_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let head = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            .await;
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let fx = Fixture::start(|_| {}).await;
+    let args = RunArgs {
+        target: Some(format!("http://{addr}/SD.WebAPI")),
+        requests: Some(1),
+        concurrency: Some(1),
+        ..fx.args()
+    };
+    run(&args).await;
+    let head = head.await.unwrap();
+    assert!(
+        head.starts_with("POST /SD.WebAPI/api/authorization/token HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("host: {addr}\r\n")),
+        "{head}"
+    );
+}
