@@ -99,7 +99,7 @@ pub struct RunArgs {
     pub ramp: Option<String>,
 
     /// Stop after this long (30s, 2m, 1h)
-    #[arg(short, long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(short, long, value_name = "D", value_parser = duration::parse)]
     pub duration: Option<Duration>,
 
     /// Stop after exactly N requests (whichever of --duration and --requests comes first)
@@ -107,15 +107,15 @@ pub struct RunArgs {
     pub requests: Option<u64>,
 
     /// Run this long first and leave it out of every figure
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub warmup: Option<Duration>,
 
     /// Per-request timeout [default: 10s]
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub timeout: Option<Duration>,
 
     /// How long requests still in flight at the end may finish before they count as unfinished [default: 2s]
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub grace: Option<Duration>,
 
     /// Good credentials: CSV username,password (header optional)
@@ -239,11 +239,11 @@ pub struct CapacityArgs {
     pub max_rate: Option<f64>,
 
     /// How long each step is measured [default: 20s]
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub step_duration: Option<Duration>,
 
     /// How long each step runs first at its rate, left out of its figures [default: 5s]
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub step_warmup: Option<Duration>,
 
     /// Bisect until the lowest failing rate is within this of the highest passing one: 5% or 0.05 [default: 5%]
@@ -293,7 +293,7 @@ pub struct CompareArgs {
     pub max_regression: f64,
 
     /// Latency changes smaller than this are never a regression (timer noise)
-    #[arg(long, value_name = "D", default_value = "1ms", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", default_value = "1ms", value_parser = duration::parse)]
     pub min_delta: Duration,
 }
 

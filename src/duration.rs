@@ -18,11 +18,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 30s, 2m, 250ms"))
 }
 
-/// clap value parser.
-pub fn parse_arg(text: &str) -> Result<Duration, String> {
-    parse(text)
-}
-
 /// Short human form for reports: `30s`, `1m 30s`, `250ms`.
 pub fn format(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()

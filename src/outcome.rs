@@ -96,11 +96,6 @@ impl Outcome {
     pub fn is_error(self) -> bool {
         !matches!(self, Outcome::TokenIssued | Outcome::Expected403)
     }
-
-    /// Outcomes that point to a problem with the server under test (shown highlighted).
-    pub fn is_problem(self) -> bool {
-        self.is_error()
-    }
 }
 
 /// What a response was classified as, with the details the recorder counts apart.

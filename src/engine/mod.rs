@@ -88,14 +88,14 @@ struct Shared {
     /// or broke): a target that never answered anything is given up on instead of hammered
     /// for the whole run. A slow target is not: timeouts do not count.
     answered: AtomicBool,
-    connect_failed: AtomicBool,
+    connection_failed: AtomicBool,
     warm_until: Instant,
     end_at: Option<Instant>,
 }
 
 impl Shared {
     fn unreachable(&self) -> bool {
-        !self.answered.load(Ordering::Relaxed) && self.connect_failed.load(Ordering::Relaxed)
+        !self.answered.load(Ordering::Relaxed) && self.connection_failed.load(Ordering::Relaxed)
     }
 }
 
@@ -132,7 +132,7 @@ pub async fn run(
         warm_next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         answered: AtomicBool::new(false),
-        connect_failed: AtomicBool::new(false),
+        connection_failed: AtomicBool::new(false),
         warm_until,
         end_at,
         setup,
@@ -267,7 +267,7 @@ struct Worker {
     /// Open model: latency runs from the schedule and service time is recorded apart.
     open: bool,
     answered: bool,
-    connect_failed: bool,
+    connection_failed: bool,
     /// Connect failures in a row, for the closed model's back-off.
     failing: u32,
 }
@@ -278,7 +278,7 @@ impl Worker {
             conn: transport.connection(),
             open,
             answered: false,
-            connect_failed: false,
+            connection_failed: false,
             failing: 0,
         }
     }
@@ -326,11 +326,11 @@ impl Worker {
             self.answered = true;
             shared.answered.store(true, Ordering::Relaxed);
         }
-        if !self.connect_failed
+        if !self.connection_failed
             && matches!(classified.outcome, Outcome::ConnectError | Outcome::IoError)
         {
-            self.connect_failed = true;
-            shared.connect_failed.store(true, Ordering::Relaxed);
+            self.connection_failed = true;
+            shared.connection_failed.store(true, Ordering::Relaxed);
         }
         if classified.outcome == Outcome::ConnectError {
             self.failing = self.failing.saturating_add(1);

@@ -69,7 +69,7 @@ pub fn render(r: &Report) -> String {
         if n == 0 && outcome.is_error() {
             continue;
         }
-        let name = if outcome.is_problem() {
+        let name = if outcome.is_error() {
             format!("**{}**", outcome.name())
         } else {
             outcome.name().to_owned()

@@ -163,7 +163,7 @@ pub fn render(r: &Report, style: Style) -> String {
         let _ = writeln!(
             o,
             "{}",
-            if outcome.is_problem() {
+            if outcome.is_error() {
                 s.bad(&line)
             } else {
                 line
@@ -252,7 +252,7 @@ pub fn render(r: &Report, style: Style) -> String {
         let line = latency_row(name, l);
         let problem = Outcome::ALL
             .iter()
-            .any(|x| x.name() == name && x.is_problem());
+            .any(|x| x.name() == name && x.is_error());
         let _ = writeln!(o, "{}", if problem { s.bad(&line) } else { line });
     }
 

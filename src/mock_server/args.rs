@@ -145,11 +145,11 @@ pub struct BehaviourArgs {
     pub hash_iterations: u32,
 
     /// Every D from start, stop answering for --pause-for (requests wait, then are answered)
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg, requires = "pause_for")]
+    #[arg(long, value_name = "D", value_parser = duration::parse, requires = "pause_for")]
     pub pause_every: Option<Duration>,
 
     /// Length of each pause (shorter than --pause-every)
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg, requires = "pause_every")]
+    #[arg(long, value_name = "D", value_parser = duration::parse, requires = "pause_every")]
     pub pause_for: Option<Duration>,
 
     /// Every Nth token POST (N, 2N, ...) waits an extra --stall-for
@@ -157,7 +157,7 @@ pub struct BehaviourArgs {
     pub stall_every: Option<u64>,
 
     /// The extra wait of a stalled token POST
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg, requires = "stall_every")]
+    #[arg(long, value_name = "D", value_parser = duration::parse, requires = "stall_every")]
     pub stall_for: Option<Duration>,
 
     /// Share of token POSTs answered 500 with an HTML body (0..1)
@@ -173,7 +173,7 @@ pub struct BehaviourArgs {
     pub lockout_after: Option<u32>,
 
     /// How long a locked user is refused, even with the right password
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg, requires = "lockout_after")]
+    #[arg(long, value_name = "D", value_parser = duration::parse, requires = "lockout_after")]
     pub lockout_for: Option<Duration>,
 
     /// Answer every well-formed token POST with 200 and a token (a broken server)
@@ -197,7 +197,7 @@ pub struct BehaviourArgs {
     pub close_after_response: bool,
 
     /// Close keep-alive connections that stay idle this long
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub idle_timeout: Option<Duration>,
 
     /// Read and count token POSTs, and never answer them
@@ -205,7 +205,7 @@ pub struct BehaviourArgs {
     pub never_answer: bool,
 
     /// Send token answers' headers, then their body one byte every D
-    #[arg(long, value_name = "D", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "D", value_parser = duration::parse)]
     pub trickle: Option<Duration>,
 
     /// Announce the whole body's Content-Length, send half of it, and close
