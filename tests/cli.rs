@@ -72,6 +72,29 @@ fn embedded_default_run_writes_a_complete_json_report() {
         assert!(v.get(key).is_some(), "missing top-level key {key}");
     }
     assert_eq!(v["schema"], "sdload.report/v1");
+    // What the run was, as settled: the default scenario with the flags over it.
+    let settings = &v["settings"];
+    assert_eq!(settings["bad_ratio"], 0.2);
+    assert_eq!(settings["seed"], 1);
+    assert_eq!(settings["duration_s"], 1.0);
+    assert_eq!(settings["warmup_s"], 0.0);
+    assert_eq!(settings["reject_status"], 403);
+    assert_eq!(
+        (
+            settings["good_users"].as_u64(),
+            settings["decoy_users"].as_u64()
+        ),
+        (Some(100), Some(20))
+    );
+    assert_eq!(v["concurrency"], 2);
+    assert_eq!(v["embedded_target"], true);
+    let addr = v["target_addrs"][0].as_str().unwrap();
+    assert!(
+        addr.starts_with("127.0.0.1:") && v["target"].as_str().unwrap().contains(addr),
+        "{v}"
+    );
+    let started = v["started_at"].as_str().unwrap();
+    assert!(humantime::parse_rfc3339(started).is_ok(), "{started}");
     assert_eq!(v["model"], "closed");
     assert_eq!(v["interrupted"], false);
     for key in [
