@@ -109,6 +109,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sdload", default=os.path.join(ROOT, "target", "release", "sdload"))
     args = ap.parse_args()
+    # The runs start in a temporary directory: a relative --sdload must not depend on it.
+    args.sdload = os.path.abspath(args.sdload)
 
     for tool in ["wrk", "/usr/bin/time"] + (["nginx"] if args.target == "nginx" else []):
         if not shutil.which(tool):

@@ -23,6 +23,7 @@ pub mod duration;
 pub mod engine;
 pub mod exit;
 pub mod export;
+pub mod http1;
 pub mod limits;
 pub mod mock_server;
 pub mod outcome;

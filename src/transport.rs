@@ -1,25 +1,27 @@
 //! The HTTP client, behind one small interface: a worker owns one `Connection` and sends the
 //! body bytes it prepared once. Nothing outside this module knows which client sits here.
 //!
-//! It is hyper's connection-level HTTP/1.1 client rather than reqwest: a load generator wants
-//! one explicit connection per worker (exact connection counts, no pool, no silent retries),
-//! and peers-measured.md shows reqwest costing about twice the CPU per request.
+//! It is a plain HTTP/1.1 client over one owned socket per worker, with `http1` (httparse)
+//! framing the responses: a load generator wants one explicit connection per worker (exact
+//! connection counts, no pool, no silent retries), and the request is bytes prepared once.
+//! peers-measured.md shows reqwest costing about twice the CPU per request of hyper's
+//! connection-level client; hyper's client in turn cost about a third more CPU per request
+//! than this (its dispatcher task, channel, header map and body frames per request).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST, LOCATION};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper::Uri;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::http1;
 use crate::target::{Scheme, Target};
 
 /// At most this much of a body is kept for classification; the rest is read and dropped so
@@ -29,7 +31,9 @@ const MAX_KEPT_BODY: usize = 64 * 1024;
 /// At most this many redirects are followed for one login (with `follow_redirects`).
 pub const MAX_REDIRECTS: usize = 5;
 
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// The headers after `Host` of every login request, up to `Content-Length`'s value.
+const REQUEST_HEADERS: &[u8] =
+    b"\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ";
 
 /// How one request failed before a complete response came back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +130,8 @@ struct Shared {
     tls: Option<tokio_rustls::TlsConnector>,
     connect_timeout: Duration,
     follow_redirects: bool,
+    /// The token request's head up to `Content-Length`'s value, built once per run.
+    request_head: Vec<u8>,
     /// Written once per connection (when it is dropped), never per request.
     stats: Mutex<ConnectionStats>,
     tls_version: OnceLock<(&'static str, Option<&'static str>)>,
@@ -166,8 +172,18 @@ impl Transport {
         } else {
             None
         };
+        // Origin form (`POST /SD.WebAPI/api/authorization/token`) with the Host header, as
+        // browsers and every HTTP/1.1 client send it.
+        let path = target
+            .token_uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str());
+        let mut request_head = format!("POST {path} HTTP/1.1\r\nHost: ").into_bytes();
+        request_head.extend_from_slice(target.host_header.as_bytes());
+        request_head.extend_from_slice(REQUEST_HEADERS);
         Ok(Transport {
             shared: Arc::new(Shared {
+                request_head,
                 target,
                 addrs,
                 server_name,
@@ -188,10 +204,10 @@ impl Transport {
     pub fn connection(&self) -> Connection {
         Connection {
             shared: self.shared.clone(),
-            sender: None,
+            stream: None,
             hop: None,
             busy: false,
-            body: Vec::new(),
+            buffers: Buffers::default(),
             addr: 0,
             connects: 0,
             pending: Pending::default(),
@@ -357,25 +373,219 @@ struct Pending {
 
 const PENDING_BATCH: usize = 64;
 
+/// A login answer is a few hundred bytes: 4 KiB of read buffer per connection keeps 10,000
+/// connections small; a longer head grows it (up to `http1::MAX_HEAD`), a longer body streams
+/// through it.
+const READ_BUFFER: usize = 4096;
+
+/// A connected socket, plain or TLS. An enum rather than a trait object: the plain case, the
+/// one benchmarks run, stays a direct call.
+enum Stream {
+    Plain(TcpStream),
+    /// Boxed: rustls' state is tens of kilobytes and most runs have none.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Stream {
+    /// False when the server closed the connection (or sent something unasked) while it was
+    /// idle: a request written to it would be lost, so the worker connects anew instead.
+    /// Costs no system call when the socket has nothing to read since the last one, and at most
+    /// the one `recv` that finds nothing, which the first read after the write would otherwise
+    /// make.
+    fn still_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut probe = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut probe);
+        Pin::new(self).poll_read(&mut cx, &mut probe).is_pending()
+    }
+}
+
 /// An origin a redirect went to, with its own connection (the target's is reused when the
 /// redirect stays on the target's origin).
 struct Hop {
     scheme: Scheme,
     authority: String,
-    sender: SendRequest<Full<Bytes>>,
+    stream: Stream,
+}
+
+/// The buffers of one connection, reused by every request: nothing is allocated per request.
+#[derive(Default)]
+struct Buffers {
+    /// The request being sent: head and body, rewritten in place.
+    out: Vec<u8>,
+    /// Bytes read from the socket; `start..end` not consumed yet.
+    read: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The response body, up to `MAX_KEPT_BODY`.
+    body: Vec<u8>,
+}
+
+/// What `Buffers::read_response` found, beside the body.
+struct Answer {
+    status: u16,
+    keep_alive: bool,
+    location: Option<String>,
+}
+
+impl Buffers {
+    fn keep(body: &mut Vec<u8>, data: &[u8]) {
+        let room = MAX_KEPT_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    /// Reads more bytes after `end`, growing the buffer when it is full. Zero means the
+    /// server closed the connection.
+    async fn fill(&mut self, stream: &mut Stream) -> Result<usize, Failure> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.read.len() {
+            if self.start > 0 {
+                self.read.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let len = (self.read.len() * 2).clamp(READ_BUFFER, http1::MAX_HEAD);
+                self.read.resize(len, 0);
+            }
+        }
+        let n = stream
+            .read(&mut self.read[self.end..])
+            .await
+            .map_err(|e| Failure::Io(describe_read(&e)))?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads one whole response: head, then the body as its framing says.
+    async fn read_response(&mut self, stream: &mut Stream) -> Result<Answer, Failure> {
+        const INCOMPLETE: &str = "connection closed before the response was complete";
+        self.start = 0;
+        self.end = 0;
+        self.body.clear();
+        let head = loop {
+            match http1::parse_head(&self.read[..self.end]) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {
+                    if self.fill(stream).await? == 0 {
+                        return Err(Failure::Io(
+                            if self.end == 0 {
+                                "connection closed before any response"
+                            } else {
+                                INCOMPLETE
+                            }
+                            .into(),
+                        ));
+                    }
+                }
+                Err(e) => return Err(Failure::Io(e.to_string())),
+            }
+        };
+        let location = head
+            .location
+            .map(|r| String::from_utf8_lossy(&self.read[r]).into_owned());
+        self.start = head.len;
+        match head.framing {
+            http1::Framing::Empty => {}
+            http1::Framing::Length(mut left) => loop {
+                let take = ((self.end - self.start) as u64).min(left) as usize;
+                Buffers::keep(&mut self.body, &self.read[self.start..self.start + take]);
+                self.start += take;
+                left -= take as u64;
+                if left == 0 {
+                    break;
+                }
+                if self.fill(stream).await? == 0 {
+                    return Err(Failure::Io(INCOMPLETE.into()));
+                }
+            },
+            http1::Framing::Chunked => {
+                let mut chunked = http1::Chunked::default();
+                loop {
+                    let body = &mut self.body;
+                    let used = chunked
+                        .feed(&self.read[self.start..self.end], |d| Buffers::keep(body, d))
+                        .map_err(|e| Failure::Io(e.to_string()))?;
+                    self.start += used;
+                    if chunked.is_done() {
+                        break;
+                    }
+                    if self.fill(stream).await? == 0 {
+                        return Err(Failure::Io(INCOMPLETE.into()));
+                    }
+                }
+            }
+            http1::Framing::UntilClose => loop {
+                Buffers::keep(&mut self.body, &self.read[self.start..self.end]);
+                self.start = self.end;
+                if self.fill(stream).await? == 0 {
+                    break;
+                }
+            },
+        }
+        Ok(Answer {
+            status: head.status,
+            // Bytes after the response were not asked for: the connection's state is unknown.
+            keep_alive: head.keep_alive && self.start == self.end,
+            location,
+        })
+    }
 }
 
 /// One worker's connection. Reconnects when the server closed it, never resends a request
-/// that reached the wire: only a request hyper hands back unsent goes out on a new connection.
+/// that reached the wire: a request goes out on a new connection only when the old one was
+/// found closed before anything was written to it.
 pub struct Connection {
     shared: Arc<Shared>,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    stream: Option<Stream>,
     /// The connection to another origin that a followed redirect went to.
     hop: Option<Hop>,
     /// Set while a request is in flight: if the caller dropped the send (timeout, end of run),
     /// the connection is in an unknown state and the next send starts a new one.
     busy: bool,
-    body: Vec<u8>,
+    buffers: Buffers,
     /// Index of the address that last worked, tried first next time.
     addr: usize,
     /// How many times this connection (re)connected.
@@ -405,33 +615,27 @@ impl Connection {
     /// `follow_redirects`, follows 307/308 (latency then covers every hop).
     pub async fn send(&mut self, body: &Bytes) -> Result<Response<'_>, Failure> {
         if std::mem::replace(&mut self.busy, true) {
-            self.sender = None;
+            self.stream = None;
             self.hop = None;
         }
-        let mut uri = self.shared.target.token_uri.clone();
+        let shared = self.shared.clone();
+        let mut uri: Option<Uri> = None;
         let mut via = Via::Target;
         let mut hops = 0;
         loop {
-            let response = self.exchange(&via, &uri, body).await?;
-            let status = response.status().as_u16();
-            let location = if response.status().is_redirection() {
-                response
-                    .headers()
-                    .get(LOCATION)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            } else {
-                None
-            };
-            self.read_body(response).await?;
+            let answer = self.exchange(&via, uri.as_ref(), body).await?;
+            let status = answer.status;
+            let location = answer.location;
+            let base = uri.as_ref().unwrap_or(&shared.target.token_uri);
             let next = match (&location, self.shared.follow_redirects) {
                 (Some(location), true) => match status {
                     307 | 308 if hops == MAX_REDIRECTS => {
                         self.pending.loops += 1;
                         None
                     }
-                    307 | 308 => match resolve(&uri, location) {
+                    307 | 308 => match resolve(base, location) {
                         Some(next)
-                            if uri.scheme_str() == Some("https")
+                            if base.scheme_str() == Some("https")
                                 && next.scheme_str() != Some("https") =>
                         {
                             self.pending.refused_insecure += 1;
@@ -451,14 +655,14 @@ impl Connection {
                 self.busy = false;
                 return Ok(Response {
                     status,
-                    body: &self.body,
+                    body: &self.buffers.body,
                     location,
                 });
             };
             hops += 1;
             self.pending.followed += 1;
             via = self.via(&next);
-            uri = next;
+            uri = Some(next);
         }
     }
 
@@ -492,82 +696,83 @@ impl Connection {
         }
     }
 
-    /// One request on the connection `via` names, connecting when it has none. A request that
-    /// hyper hands back unsent (the connection closed before it was written) goes out once on
-    /// a new connection: the server never saw it, so that is not a retry.
+    /// One request and its response on the connection `via` names (`uri`: where a redirect
+    /// sent it; `None` is the token endpoint), connecting when there is no open connection.
     async fn exchange(
         &mut self,
         via: &Via,
-        uri: &Uri,
+        uri: Option<&Uri>,
         body: &Bytes,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-        let mut request = Request::new(Full::new(body.clone()));
-        *request.method_mut() = Method::POST;
-        // Origin form (`POST /SD.WebAPI/api/authorization/token`) with the Host header, as
-        // browsers and every HTTP/1.1 client send it; `uri` stays absolute for redirects.
-        *request.uri_mut() = Uri::from(
-            uri.path_and_query()
-                .cloned()
-                .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
-        );
-        let host = match via {
-            Via::Target => self.shared.target.host_header.clone(),
-            Via::Other { authority, .. } => HeaderValue::from_str(authority)
-                .map_err(|_| Failure::Io(format!("redirect to an invalid host `{authority}`")))?,
-        };
-        let headers = request.headers_mut();
-        headers.insert(HOST, host);
-        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-        headers.insert(ACCEPT, APPLICATION_JSON);
-
-        let mut fresh = false;
-        loop {
-            let sender = self.ready_sender(via, &mut fresh).await?;
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(response),
-                Err(mut e) => {
-                    self.drop_sender(via);
-                    match e.take_message() {
-                        Some(unsent) if !fresh => request = unsent,
-                        _ => return Err(Failure::Io(describe_hyper(e.error()))),
-                    }
+    ) -> Result<Answer, Failure> {
+        let out = &mut self.buffers.out;
+        out.clear();
+        match (via, uri) {
+            (Via::Target, None) => out.extend_from_slice(&self.shared.request_head),
+            _ => {
+                // A redirect: rare, so its head is built here. Origin form with the Host
+                // header, as browsers and every HTTP/1.1 client send it.
+                let uri = uri.unwrap_or(&self.shared.target.token_uri);
+                let path = uri.path_and_query().map_or("/", |p| p.as_str());
+                let host = match via {
+                    Via::Target => self.shared.target.host_header.as_bytes(),
+                    Via::Other { authority, .. } => authority.as_bytes(),
+                };
+                if host.iter().any(|&b| b < 0x21 || b == 0x7f) {
+                    return Err(Failure::Io(format!(
+                        "redirect to an invalid host `{}`",
+                        String::from_utf8_lossy(host)
+                    )));
                 }
+                out.extend_from_slice(b"POST ");
+                out.extend_from_slice(path.as_bytes());
+                out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+                out.extend_from_slice(host);
+                out.extend_from_slice(REQUEST_HEADERS);
             }
         }
-    }
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
 
-    fn drop_sender(&mut self, via: &Via) {
-        match via {
-            Via::Target => self.sender = None,
-            Via::Other { .. } => self.hop = None,
+        self.open(via).await?;
+        let stream = match via {
+            Via::Target => self.stream.as_mut(),
+            Via::Other { .. } => self.hop.as_mut().map(|h| &mut h.stream),
         }
+        .expect("opened above");
+        let sent = async {
+            stream.write_all(&self.buffers.out).await?;
+            stream.flush().await
+        };
+        let result = match sent.await {
+            Ok(()) => self.buffers.read_response(stream).await,
+            Err(e) => Err(Failure::Io(describe_read(&e))),
+        };
+        if !result.as_ref().is_ok_and(|a| a.keep_alive) {
+            match via {
+                Via::Target => self.stream = None,
+                Via::Other { .. } => self.hop = None,
+            }
+        }
+        result
     }
 
-    /// The sender for `via`, ready for a request; `fresh` is set when it had to connect.
-    async fn ready_sender(
-        &mut self,
-        via: &Via,
-        fresh: &mut bool,
-    ) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
+    /// The open connection for `via`, connecting when there is none or the server closed it
+    /// while it was idle (nothing was sent on it, so connecting anew is not a retry).
+    async fn open(&mut self, via: &Via) -> Result<(), Failure> {
         match via {
             Via::Target => {
-                if !usable(self.sender.as_mut()).await {
-                    // Nothing was sent on the old connection: connecting anew is not a retry.
-                    self.sender = None;
+                if !self.stream.as_mut().is_some_and(Stream::still_open) {
+                    self.stream = None;
                     let shared = self.shared.clone();
                     // Boxed: connecting is rare, and its TLS state would otherwise make every
                     // send's future kilobytes larger, copied on every request.
-                    let mut sender =
+                    let stream =
                         Box::pin(self.connect(&shared.addrs, true, shared.server_name.clone()))
                             .await?;
-                    sender
-                        .ready()
-                        .await
-                        .map_err(|e| Failure::Io(describe_hyper(&e)))?;
-                    self.sender = Some(sender);
-                    *fresh = true;
+                    self.stream = Some(stream);
                 }
-                Ok(self.sender.as_mut().expect("connected above"))
+                Ok(())
             }
             Via::Other {
                 scheme,
@@ -579,7 +784,7 @@ impl Connection {
                     .hop
                     .as_ref()
                     .is_some_and(|h| h.scheme == *scheme && h.authority == *authority);
-                if !same || !usable(self.hop.as_mut().map(|h| &mut h.sender)).await {
+                if !same || !self.hop.as_mut().is_some_and(|h| h.stream.still_open()) {
                     self.hop = None;
                     let addrs: Vec<SocketAddr> =
                         match tokio::net::lookup_host((host.as_str(), *port)).await {
@@ -594,47 +799,16 @@ impl Connection {
                         Scheme::Http => None,
                         Scheme::Https => Some(server_name(host).map_err(Failure::Connect)?),
                     };
-                    // Boxed: connecting is rare, and its TLS state would otherwise make every
-                    // send's future kilobytes larger, copied on every request.
-                    let mut sender = Box::pin(self.connect(&addrs, false, name)).await?;
-                    sender
-                        .ready()
-                        .await
-                        .map_err(|e| Failure::Io(describe_hyper(&e)))?;
+                    let stream = Box::pin(self.connect(&addrs, false, name)).await?;
                     self.hop = Some(Hop {
                         scheme: *scheme,
                         authority: authority.clone(),
-                        sender,
+                        stream,
                     });
-                    *fresh = true;
                 }
-                Ok(&mut self.hop.as_mut().expect("connected above").sender)
+                Ok(())
             }
         }
-    }
-
-    async fn read_body(
-        &mut self,
-        response: hyper::Response<hyper::body::Incoming>,
-    ) -> Result<(), Failure> {
-        self.body.clear();
-        let mut incoming = response.into_body();
-        while let Some(frame) = incoming.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        let room = MAX_KEPT_BODY.saturating_sub(self.body.len());
-                        self.body.extend_from_slice(&data[..data.len().min(room)]);
-                    }
-                }
-                Err(e) => {
-                    self.sender = None;
-                    self.hop = None;
-                    return Err(Failure::Io(describe_hyper(&e)));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Connects to the first address that answers; `target` says whether these are the
@@ -644,7 +818,7 @@ impl Connection {
         addrs: &[SocketAddr],
         target: bool,
         tls_name: Option<rustls::pki_types::ServerName<'static>>,
-    ) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    ) -> Result<Stream, Failure> {
         let shared = self.shared.clone();
         let n = addrs.len();
         let first = if target { self.addr } else { 0 };
@@ -675,8 +849,11 @@ impl Connection {
             }
             self.connects += 1;
             let _ = stream.set_nodelay(true);
+            if self.buffers.read.is_empty() {
+                self.buffers.read = vec![0; READ_BUFFER];
+            }
             return match (&shared.tls, tls_name) {
-                (_, None) => handshake(stream).await,
+                (_, None) => Ok(Stream::Plain(stream)),
                 (None, Some(_)) => Err(Failure::Connect(format!(
                     "{addr}: TLS is not set up for this run"
                 ))),
@@ -692,7 +869,7 @@ impl Connection {
                                     .and_then(|s| s.suite().as_str());
                                 let _ = shared.tls_version.set((tls_version_name(version), suite));
                             }
-                            handshake(tls).await
+                            Ok(Stream::Tls(Box::new(tls)))
                         }
                         Err(e) => Err(Failure::Connect(format!(
                             "{addr}: TLS: {}",
@@ -734,14 +911,6 @@ impl Connection {
     }
 }
 
-/// True when the connection is open and ready for a request.
-async fn usable(sender: Option<&mut SendRequest<Full<Bytes>>>) -> bool {
-    match sender {
-        Some(s) if !s.is_closed() => s.ready().await.is_ok(),
-        _ => false,
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Timing {
     Connect,
@@ -780,24 +949,6 @@ pub fn resolve(base: &Uri, location: &str) -> Option<Uri> {
         Some("http") | Some("https") if uri.authority().is_some() => Some(uri),
         _ => None,
     }
-}
-
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failure>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // A login answer is a few hundred bytes: a fixed 4 KiB read buffer (hyper starts at 8 KiB
-    // and may grow it) keeps 10,000 connections' memory small; longer heads still parse, in
-    // more reads.
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .read_buf_exact_size(Some(4096))
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::Connect(describe_hyper(&e)))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
 }
 
 fn describe_io(e: &std::io::Error) -> String {
@@ -849,31 +1000,17 @@ fn describe_tls(e: &std::io::Error) -> String {
     }
 }
 
-fn describe_hyper(e: &hyper::Error) -> String {
-    // A TLS alert after the handshake (TLS 1.3 servers refuse a client certificate there).
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return format!("TLS: {}", describe_tls(io));
-            }
-        }
-        source = s.source();
+/// A read or write failure in words; a TLS alert after the handshake (TLS 1.3 servers refuse
+/// a client certificate there) is told apart from the socket's own errors.
+fn describe_read(e: &std::io::Error) -> String {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return format!("TLS: {}", describe_tls(e));
     }
-    if e.is_incomplete_message() {
-        "connection closed before the response was complete".into()
-    } else if e.is_parse() {
-        "the response is not valid HTTP".into()
-    } else if e.is_canceled() || e.is_closed() {
-        "connection closed".into()
-    } else {
-        use std::error::Error;
-        match e.source() {
-            Some(src) => format!("{e}: {src}"),
-            None => e.to_string(),
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            "connection closed before the response was complete".into()
         }
+        std::io::ErrorKind::BrokenPipe => "connection closed".into(),
+        _ => describe_io(e),
     }
 }

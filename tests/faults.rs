@@ -431,3 +431,85 @@ async fn a_redirect_loop_is_cut() {
         4 * (1 + sdload::transport::MAX_REDIRECTS as u64)
     );
 }
+
+/// Three logins on one connection to a raw server answering `answer`: the statuses, the last
+/// body, how many connections the client opened and how many POSTs the server read.
+async fn three_logins(answer: Vec<u8>, close: bool) -> (Vec<u16>, Vec<u8>, u64, u64) {
+    use sdload::target::{Target, DEFAULT_TOKEN_PATH};
+    use sdload::transport::Transport;
+
+    let server = raw_server_with(move |_| {
+        if close {
+            Reply::Close(answer.clone())
+        } else {
+            Reply::Bytes(answer.clone())
+        }
+    })
+    .await;
+    let target = Target::parse(&server.url(), DEFAULT_TOKEN_PATH).unwrap();
+    let addrs = target.resolve().await.unwrap();
+    let transport = Transport::new(target, addrs, Duration::from_secs(1)).unwrap();
+    let mut conn = transport.connection();
+    let body = sdload::credentials::login_body("alice", "secret");
+    let mut statuses = Vec::new();
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        let r = conn.send(&body).await.unwrap();
+        statuses.push(r.status);
+        last = r.body.to_vec();
+    }
+    (statuses, last, conn.connects, server.posts())
+}
+
+const TOKEN: &[u8] = b"\"6f1c0c3e-0d1b-4a53-9a43-1f1f0b8b5b2c\"";
+
+#[tokio::test]
+async fn a_chunked_token_is_read_whole_and_keeps_the_connection() {
+    let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   5\r\n\"6f1c\r\n21;ext=1\r\n0c3e-0d1b-4a53-9a43-1f1f0b8b5b2c\"\r\n0\r\nX-T: 1\r\n\r\n";
+    let (statuses, body, connects, posts) = three_logins(answer.to_vec(), false).await;
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(body, TOKEN);
+    assert_eq!((connects, posts), (1, 3));
+}
+
+#[tokio::test]
+async fn an_http_1_0_answer_ending_at_the_close_costs_a_connection_per_login() {
+    let mut answer = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n".to_vec();
+    answer.extend_from_slice(TOKEN);
+    let (statuses, body, connects, posts) = three_logins(answer, true).await;
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(body, TOKEN);
+    assert_eq!((connects, posts), (3, 3));
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_and_interim_answers_are_skipped() {
+    let mut answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\n\
+                       Connection: close\r\nContent-Length: 9\r\n\r\nForbidden"
+        .to_vec();
+    let (statuses, body, connects, posts) = three_logins(answer.clone(), true).await;
+    assert_eq!(statuses, [403, 403, 403]);
+    assert_eq!(body, b"Forbidden");
+    assert_eq!((connects, posts), (3, 3));
+    // Without the header, the same answer keeps the connection.
+    answer = String::from_utf8(answer)
+        .unwrap()
+        .replace("Connection: close\r\n", "")
+        .into_bytes();
+    let (_, _, connects, posts) = three_logins(answer, false).await;
+    assert_eq!((connects, posts), (1, 3));
+}
+
+#[tokio::test]
+async fn a_body_larger_than_the_read_buffer_is_read_through_and_cut_when_kept() {
+    let page = "x".repeat(100 * 1024);
+    let answer = format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{page}",
+        page.len()
+    );
+    let (statuses, body, connects, posts) = three_logins(answer.into_bytes(), false).await;
+    assert_eq!(statuses, [500, 500, 500]);
+    assert_eq!(body.len(), 64 * 1024);
+    assert_eq!((connects, posts), (1, 3));
+}

@@ -128,6 +128,7 @@ async fn faulty(response: Response, step: Option<Duration>, truncate: bool) -> R
             sent: 0,
             step,
             cut,
+            flushed: false,
             sleep: None,
         }),
     )
@@ -138,6 +139,7 @@ struct FaultBody {
     sent: usize,
     step: Option<Duration>,
     cut: Option<usize>,
+    flushed: bool,
     sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -153,6 +155,12 @@ impl hyper::body::Body for FaultBody {
         use std::task::Poll;
         let this = &mut *self;
         if this.cut.is_some_and(|cut| this.sent >= cut) {
+            // Pending once first, so that hyper flushes the head and the half body it holds:
+            // failing at once would drop them unsent and the client would see no answer at all.
+            if !std::mem::replace(&mut this.flushed, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             return Poll::Ready(Some(Err(std::io::Error::other("body cut on purpose"))));
         }
         if this.sent >= this.bytes.len() {
