@@ -319,7 +319,12 @@ pub(crate) async fn run_load(
         requests: plan.requests,
         warmup: plan.warmup,
     };
-    let collector = tokio::spawn(progress::collect(Mode::detect(plan.progress), goal, rx));
+    let collector = tokio::spawn(progress::collect(
+        Mode::detect(plan.progress),
+        goal,
+        plan.timeout + plan.grace,
+        rx,
+    ));
     let setup = Setup {
         transport,
         mix,

@@ -48,13 +48,15 @@ struct Live {
     rate: f64,
 }
 
-/// Runs until every worker has dropped its sender; returns the timeline.
+/// Runs until every worker has dropped its sender; returns the timeline. `late`: how long
+/// after its second a request may still end (timeout plus grace).
 pub async fn collect(
     mode: Mode,
     goal: Goal,
+    late: Duration,
     mut rx: mpsc::UnboundedReceiver<Interval>,
 ) -> Timeline {
-    let mut timeline = Timeline::default();
+    let mut timeline = Timeline::new(late);
     let mut live = Live {
         last: Some((Instant::now(), 0)),
         ..Default::default()
@@ -150,8 +152,8 @@ fn status(live: &Live, timeline: &Timeline, elapsed: Duration, goal: Goal) -> St
     let p99 = timeline
         .seconds
         .get(newest)
-        .filter(|s| !s.latency.is_empty())
-        .map(|s| s.latency.value_at_quantile(0.99) as f64 / 1000.0);
+        .and_then(|s| s.p99_us())
+        .map(|us| us as f64 / 1000.0);
     let forbidden = (live.requests > 0).then(|| live.forbidden as f64 / live.requests as f64);
     format!(
         "{} requests · {} req/s · 403 {} · errors {} · p99 {} ms",

@@ -3,6 +3,8 @@
 //! records into one-second `Interval`s sent to the collector, which builds the `Timeline`
 //! and feeds the progress display.
 
+use std::time::Duration;
+
 use hdrhistogram::Histogram;
 
 use crate::outcome::{Classified, CredKind, Outcome};
@@ -321,31 +323,138 @@ impl Interval {
     }
 }
 
-/// The per-second timeline, merged from every worker's intervals (which may arrive late:
-/// a worker stuck on a slow request reports its second when the request ends).
-#[derive(Clone, Debug, Default)]
+/// The per-second timeline, merged from every thread's intervals. They may arrive late (a
+/// thread moves past a second only when a request of a later second ends), so a second keeps
+/// its latency histogram while late intervals can still come, `horizon` seconds behind the
+/// newest; then only its counts and percentiles stay. Without that, a long run's timeline
+/// grew by a histogram (about 10 KB) every second.
+#[derive(Clone, Debug)]
 pub struct Timeline {
-    pub seconds: Vec<Interval>,
+    pub seconds: Vec<Second>,
+    horizon: u32,
+    /// Seconds before this one are closed.
+    closed: usize,
+}
+
+/// One second of the timeline.
+#[derive(Clone, Debug)]
+pub struct Second {
+    pub second: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub forbidden: u64,
+    /// `None` once the second is closed.
+    latency: Option<Histogram<u64>>,
+    /// p50 and p99 in µs, kept when the second closes.
+    kept: (Option<u64>, Option<u64>),
+}
+
+impl Second {
+    fn new(second: u32) -> Second {
+        Second {
+            second,
+            requests: 0,
+            errors: 0,
+            forbidden: 0,
+            latency: Some(new_interval_histogram()),
+            kept: (None, None),
+        }
+    }
+
+    fn quantile(&self, q: f64) -> Option<u64> {
+        self.latency
+            .as_ref()
+            .and_then(|h| (!h.is_empty()).then(|| h.value_at_quantile(q)))
+    }
+
+    pub fn p50_us(&self) -> Option<u64> {
+        self.quantile(0.5).or(self.kept.0)
+    }
+
+    pub fn p99_us(&self) -> Option<u64> {
+        self.quantile(0.99).or(self.kept.1)
+    }
+
+    fn close(&mut self) {
+        self.kept = (self.quantile(0.5), self.quantile(0.99));
+        self.latency = None;
+    }
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline::new(Duration::from_secs(60))
+    }
 }
 
 impl Timeline {
+    /// `late`: how long after its second an interval may still arrive (the request timeout
+    /// plus the grace period bound it).
+    pub fn new(late: Duration) -> Timeline {
+        Timeline {
+            seconds: Vec::new(),
+            horizon: late.as_secs().saturating_add(3).min(u32::MAX as u64) as u32,
+            closed: 0,
+        }
+    }
+
     pub fn merge(&mut self, interval: Interval) {
         let s = interval.second as usize;
         while self.seconds.len() <= s {
             let next = self.seconds.len() as u32;
-            self.seconds.push(Interval::new(next));
+            self.seconds.push(Second::new(next));
         }
         let into = &mut self.seconds[s];
         into.requests += interval.requests;
         into.errors += interval.errors;
         into.forbidden += interval.forbidden;
-        add(&mut into.latency, &interval.latency);
+        // Later than the horizon (never seen): the counts still add up; the percentiles of
+        // a closed second stay as they were.
+        if let Some(latency) = &mut into.latency {
+            add(latency, &interval.latency);
+        }
+        let open_from = self.seconds.len().saturating_sub(self.horizon as usize);
+        while self.closed < open_from {
+            self.seconds[self.closed].close();
+            self.closed += 1;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn interval(second: u32, latencies_us: &[u64]) -> Interval {
+        let mut i = Interval::new(second);
+        for &us in latencies_us {
+            i.record(Outcome::TokenIssued, Some(200), us);
+        }
+        i
+    }
+
+    #[test]
+    fn the_timeline_keeps_histograms_only_within_the_horizon() {
+        // Late by at most 2 s: horizon 5 seconds.
+        let mut t = Timeline::new(Duration::from_secs(2));
+        for s in 0..100 {
+            t.merge(interval(s, &[1000, 2000, 3000, 50_000]));
+        }
+        let open = t.seconds.iter().filter(|s| s.latency.is_some()).count();
+        assert_eq!(open, 5);
+        // Closed seconds keep their counts and percentiles.
+        let first = &t.seconds[0];
+        assert_eq!(first.requests, 4);
+        assert_eq!(first.p50_us(), t.seconds[99].p50_us());
+        assert_eq!(first.p99_us(), t.seconds[99].p99_us());
+        assert!((1990..=2010).contains(&first.p50_us().unwrap()));
+        assert!((49_500..=50_500).contains(&first.p99_us().unwrap()));
+        // An interval later than the horizon still counts; a recent one still moves p99.
+        t.merge(interval(0, &[900_000]));
+        assert_eq!(t.seconds[0].requests, 5);
+        t.merge(interval(98, &[900_000; 10]));
+        assert!(t.seconds[98].p99_us().unwrap() > 800_000);
+    }
 
     fn rec(kind: CredKind, outcome: Outcome, status: Option<u16>, us: u64) -> Record<'static> {
         Record {

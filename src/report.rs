@@ -456,8 +456,8 @@ impl Report {
                     requests: s.requests,
                     errors: s.errors,
                     forbidden: s.forbidden,
-                    p50_ms: percentile(&s.latency, 0.5),
-                    p99_ms: percentile(&s.latency, 0.99),
+                    p50_ms: s.p50_us().map(ms),
+                    p99_ms: s.p99_us().map(ms),
                     target_rate: (model == "open")
                         .then(|| round3(profile.count_until(t + 1.0) - profile.count_until(t))),
                     target_workers: (model == "closed" && staged)

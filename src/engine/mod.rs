@@ -12,6 +12,7 @@
 mod closed;
 mod open;
 mod pool;
+mod ticker;
 pub use open::default_max_in_flight;
 pub mod timetable;
 

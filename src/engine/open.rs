@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::pool::Pool;
+use super::ticker::Ticker;
 use super::timetable::{Arrivals, Profile, Timetable};
 use super::{Collected, End, Job, Shared, Timers, Worker};
 
@@ -96,6 +97,8 @@ pub(super) async fn run(
     let mut next = schedule.next();
     let mut scheduled = 0u64;
     let mut timers = Timers::new(&shared);
+    // Without the thread (none could be started), tokio's millisecond timer still works.
+    let ticker = Ticker::start().ok();
 
     let end = loop {
         // Hand every due request to a free slot, opening slots up to the cap.
@@ -132,7 +135,7 @@ pub(super) async fn run(
         tokio::select! {
             biased;
             Some(id) = done_rx.recv() => idle.push(id),
-            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+            _ = wait_until(ticker.as_ref(), due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let now = Instant::now();
                 while let Some(job) = next.filter(|j| j.scheduled <= now) {
                     scheduled += !job.warm as u64;
@@ -165,6 +168,17 @@ pub(super) async fn run(
         end,
         scheduled,
         not_sent,
+    }
+}
+
+/// Waits until `at`, on the ticker's sub-millisecond clock when there is one.
+async fn wait_until(ticker: Option<&Ticker>, at: Instant) {
+    match ticker {
+        Some(ticker) => {
+            ticker.arm(at);
+            ticker.fired().await;
+        }
+        None => tokio::time::sleep_until(at).await,
     }
 }
 
