@@ -1,5 +1,6 @@
 //! The in-process hot paths of one request besides token parsing: choosing the credential,
-//! recording the outcome, and (once per run) merging every worker's recorder.
+//! framing the response, recording the outcome, and (once per run) merging every worker's
+//! recorder.
 
 use std::hint::black_box;
 
@@ -96,5 +97,33 @@ fn pick_credential(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, record_one, merge_workers, pick_credential);
+/// The response heads the transport frames on every request: nginx's token answer (the
+/// bench-peers target) and an IIS 403 page's head as ServiceDesk sends it.
+fn frame_response(c: &mut Criterion) {
+    let nginx = format!(
+        "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 19:30:00 GMT\r\n\
+         Content-Type: application/json; charset=utf-8\r\nContent-Length: 38\r\n\
+         Connection: keep-alive\r\n\r\n{}",
+        std::str::from_utf8(TOKEN).unwrap()
+    );
+    let iis = "HTTP/1.1 403 Forbidden\r\nCache-Control: private\r\nContent-Type: text/html\r\n\
+               Server: Microsoft-IIS/10.0\r\nX-AspNet-Version: 4.0.30319\r\n\
+               X-Powered-By: ASP.NET\r\nDate: Thu, 03 Dec 2026 19:30:00 GMT\r\n\
+               Content-Length: 1233\r\n\r\n";
+    let mut g = c.benchmark_group("frame_response");
+    for (name, text) in [("nginx_token", nginx.as_str()), ("iis_403_head", iis)] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(sdload::http1::parse_head(black_box(text.as_bytes()))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    record_one,
+    merge_workers,
+    pick_credential,
+    frame_response
+);
 criterion_main!(benches);

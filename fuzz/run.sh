@@ -13,7 +13,7 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     export RUSTC_BOOTSTRAP=1
 fi
-for target in token_parse scenario credentials; do
+for target in token_parse scenario credentials http1; do
     echo "== fuzz $target for ${seconds}s"
     mkdir -p "corpus-work/$target"
     cargo "${toolchain[@]}" fuzz run "$target" "corpus-work/$target" "corpus/$target" -- \

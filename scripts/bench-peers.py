@@ -10,6 +10,7 @@ It installs nothing. Needs: nginx and wrk (Debian: apt-get install nginx wrk), G
   scripts/bench-peers.sh                      # nginx static target, 16 and 64 connections
   scripts/bench-peers.sh --target mock        # sdload's own mock server
   scripts/bench-peers.sh --duration 5 --repeat 1 --connections 16
+  scripts/bench-peers.sh --open-rate 10000    # open model against the mock: schedule lag
 """
 import argparse
 import json
@@ -97,6 +98,49 @@ def run_sdload(sdload, root, conns, secs, tmp):
     return dict(requests=total, rps=total / secs, p50=lat["p50"], p99=lat["p99"], cpu=cpu, rss=rss)
 
 
+def run_open(sdload, root, rate, secs, tmp):
+    """One open-model run at `rate`: schedule lag (how late requests start) and service time."""
+    creds = os.path.join(tmp, "users.csv")
+    report = os.path.join(tmp, "sdload-open.json")
+    _, cpu, rss = timed([sdload, "run", "--target", root, "--credentials", creds, "--bad-ratio", "0",
+                         "--rate", str(rate), "-d", f"{secs}s", "--warmup", "2s", "--quiet",
+                         "--json", report], tmp)
+    d = json.load(open(report))
+    lag = d["schedule_lag_ms"]["all"]
+    service = d["service_time_ms"]["all"]
+    return dict(requests=d["counts"]["total"], not_sent=d["counts"].get("not_sent", 0),
+                lag_p50=lag["p50"], lag_p99=lag["p99"], lag_max=lag["max"],
+                service_p99=service["p99"], cpu=cpu, rss=rss)
+
+
+def open_model(args):
+    """--open-rate: sdload alone, open model against its own mock server."""
+    tmp = tempfile.mkdtemp(prefix="sdload-bench-")
+    with open(os.path.join(tmp, "users.csv"), "w") as f:
+        f.write(f"username,password\n{USER},{PASSWORD}\n")
+    port = free_port()
+    server = subprocess.Popen([args.sdload, "serve", "--listen", f"127.0.0.1:{port}",
+                               "--users", os.path.join(tmp, "users.csv")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    try:
+        runs = [run_open(args.sdload, f"http://127.0.0.1:{port}/", args.open_rate, args.duration, tmp)
+                for _ in range(args.repeat)]
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"open model at {args.open_rate:g} req/s against sdload serve · {args.duration} s per run "
+          f"(after 2 s warm-up) · {os.cpu_count()} cores")
+    print(f"{'run':>4} {'requests':>9} {'not sent':>9} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
+          f"{'service p99':>12} {'CPU µs/req':>11}")
+    for i, r in enumerate(runs + [median_of(runs)] if len(runs) > 1 else runs):
+        name = "med" if i == len(runs) else str(i + 1)
+        print(f"{name:>4} {r['requests']:>9.0f} {r['not_sent']:>9.0f} {r['lag_p50']:>8.3f} "
+              f"{r['lag_p99']:>8.3f} {r['lag_max']:>8.3f} {r['service_p99']:>12.3f} "
+              f"{r['cpu'] / max(r['requests'], 1) * 1e6:>11.1f}")
+    print("(milliseconds; the target is lag p99 < 1 ms at 10,000 req/s)")
+
+
 def median_of(runs):
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -108,10 +152,17 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sdload", default=os.path.join(ROOT, "target", "release", "sdload"))
+    ap.add_argument("--open-rate", type=float, metavar="RATE",
+                    help="instead of the peer table: sdload's open model at RATE req/s against "
+                         "its mock server, schedule lag and service time")
     args = ap.parse_args()
     # The runs start in a temporary directory: a relative --sdload must not depend on it.
     args.sdload = os.path.abspath(args.sdload)
 
+    if args.open_rate:
+        if not os.path.exists(args.sdload):
+            subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
+        return open_model(args)
     for tool in ["wrk", "/usr/bin/time"] + (["nginx"] if args.target == "nginx" else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install nginx wrk time")

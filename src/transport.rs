@@ -488,6 +488,9 @@ impl Buffers {
                 self.start = 0;
             } else {
                 let len = (self.read.len() * 2).clamp(READ_BUFFER, http1::MAX_HEAD);
+                if len == self.read.len() {
+                    return Err(Failure::Io(http1::Invalid::HeadTooLarge.to_string()));
+                }
                 self.read.resize(len, 0);
             }
         }

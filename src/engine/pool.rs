@@ -91,6 +91,23 @@ impl Pool {
         Ok(pool)
     }
 
+    pub fn threads(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Spawns a task on thread `index` (modulo the number of threads).
+    pub fn spawn_on<F>(
+        &mut self,
+        index: usize,
+        set: &mut tokio::task::JoinSet<F::Output>,
+        future: F,
+    ) where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        set.spawn_on(future, &self.handles[index % self.handles.len()]);
+    }
+
     /// Spawns a worker on the next thread (round robin).
     pub fn spawn<F>(&mut self, set: &mut tokio::task::JoinSet<F::Output>, future: F)
     where

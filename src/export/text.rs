@@ -279,7 +279,7 @@ pub fn render(r: &Report, style: Style) -> String {
             let _ = writeln!(
                 o,
                 "  {}",
-                s.dim("latency runs from each request's scheduled start, service time from its actual start; the lag is time spent waiting for a free connection, plus the generator's own timer (about 1 ms)")
+                s.dim("latency runs from each request's scheduled start, service time from its actual start; the lag is time spent waiting for a free connection, plus the generator's own wake-up (tens of microseconds)")
             );
         } else {
             let _ = writeln!(
