@@ -59,17 +59,20 @@ def timed(cmd, cwd):
 
 
 def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    """wrk's latency cell (`137.00us`, `2.79ms`, `1.02s`, `1.50m`) in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        sys.exit(f"cannot read wrk's latency `{text}`")
     v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    return v * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def run_wrk(url, conns, secs, tmp):
     out, cpu, rss = timed(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--latency",
                            "-s", os.path.join(HERE, "bench", "wrk-post.lua"), url], tmp)
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     return dict(requests=total, rps=total / secs, p50=p50, p99=p99, cpu=cpu, rss=rss)
 
 
