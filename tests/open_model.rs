@@ -183,6 +183,26 @@ async fn the_connection_cap_turns_a_slow_server_into_not_sent_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_under_the_number_of_load_threads_still_holds() {
+    // 20 ms per answer, 100 starts per second: one connection serves about half of them.
+    let fx = Fixture::start(|c| {
+        c.latency = Some((Duration::from_millis(20), Duration::from_millis(20)))
+    })
+    .await;
+    let r = run(&RunArgs {
+        max_in_flight: Some(1),
+        ..open(&fx, 100.0, 1.0)
+    })
+    .await
+    .report;
+    assert_counts_add_up(&r);
+    assert_eq!(r.connections_opened, 1);
+    assert_eq!(fx.server.stats().connections_accepted, 1);
+    assert_eq!(r.counts.total + r.counts.not_sent, 100);
+    assert!((35..=55).contains(&r.counts.total), "{}", r.counts.total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_limit_and_poisson_arrivals() {
     let fx = Fixture::start(|_| {}).await;
     let args = RunArgs {

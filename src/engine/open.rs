@@ -73,7 +73,10 @@ pub(super) async fn run(
     // One dispatcher per load thread, each with its share of the timetable and of the
     // connections: handing a request to a connection never crosses threads (the cross-thread
     // hand-over cost about 50 µs of system time per request at 10,000 req/s).
-    let threads = pool.threads() as u64;
+    // Each dispatcher holds at least one connection: a cap under the number of threads uses
+    // that many dispatchers. The cap is split evenly, so a thread may queue a request while
+    // another has a connection free; with the default cap (64 and more) that is rare.
+    let threads = (pool.threads() as u64).clamp(1, max_in_flight.max(1));
     let stop = CancellationToken::new();
     let mut dispatchers = JoinSet::new();
     for part in 0..threads {
