@@ -229,7 +229,7 @@ async fn closed_model_stages_add_workers_over_time() {
     })
     .await;
     let args = RunArgs {
-        ramp: Some("1:4:2s".into()),
+        ramp: Some("0:4:2s".into()),
         concurrency: None,
         ..fx.args()
     };
@@ -237,9 +237,12 @@ async fn closed_model_stages_add_workers_over_time() {
     assert_counts_add_up(&r);
     assert_eq!(r.model, "closed");
     assert_eq!(r.concurrency, Some(4));
-    // At 20 ms a request, one worker makes about 50 per second: the first second runs 1-2
-    // workers, the second 3-4.
+    // Worker w works while the target (2 per second here) is above w: worker 0 from the start,
+    // 1 from 0.5 s, 2 from 1 s, 3 from 1.5 s. That is 1.5 worker-seconds in the first second
+    // and 3.5 in the second, so at 20 ms a request the second second makes about 2.3 times the
+    // requests of the first; 1.5 leaves room for a loaded machine.
     let (first, second) = (r.timeline[0].requests, r.timeline[1].requests);
     assert!(second as f64 > first as f64 * 1.5, "{first} then {second}");
-    assert_eq!(r.timeline[0].target_workers, Some(1.75));
+    assert_eq!(r.timeline[0].target_workers, Some(1.0));
+    assert_eq!(r.timeline[1].target_workers, Some(3.0));
 }
